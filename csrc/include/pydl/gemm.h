@@ -1,0 +1,37 @@
+// gemm: C = alpha * A @ B + beta * C on strided operands.
+//
+// Dimension legend: A is (M, K), B is (K, N), C is (M, N). Operands are described by
+// element strides, so transposed and sliced views (a.T, a[::2], negative strides) are
+// packed straight from where they lie instead of being copied first.
+#pragma once
+#include <cstdint>
+
+#include "pydl/isa.h"
+
+namespace pydl {
+
+template <typename T>
+struct GemmArgs {
+  int64_t M, N, K;
+  const T* A; int64_t rs_a, cs_a;  // A(i, p) = A[i * rs_a + p * cs_a]
+  const T* B; int64_t rs_b, cs_b;  // B(p, j) = B[p * rs_b + j * cs_b]
+  T* C; int64_t rs_c;              // C(i, j) = C[i * rs_c + j]
+  T alpha, beta;                   // beta == 0: C is written, never read (may hold NaN)
+  int threads;                     // OpenMP threads for this call (1: run on the caller)
+};
+
+struct GemmKernels {
+  void (*f32)(const GemmArgs<float>&);
+  void (*f64)(const GemmArgs<double>&);
+  int mr, nr;  // float32 micro-tile, for show_config
+};
+
+PYDL_DECLARE_ISA_TABLE(GemmKernels, gemm_kernels)
+
+// Batched driver: `batch` products whose operands advance by the given batch strides
+// (0 broadcasts one matrix to every product). Picks the parallel split (inside each
+// product, or across the batch when the products are small) and calls the ISA kernel.
+template <typename T>
+void gemm_batched(const GemmArgs<T>& first, int64_t batch, int64_t bs_a, int64_t bs_b, int64_t bs_c);
+
+}  // namespace pydl
