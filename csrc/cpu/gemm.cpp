@@ -19,8 +19,11 @@ void gemm_batched(const GemmArgs<T>& first, int64_t batch, int64_t bs_a, int64_t
     else pick_gemm_kernels().f64(g);
   };
   const int64_t flops = first.M * first.N * std::max<int64_t>(first.K, 1);
-  // One product is worth a thread team from ~64^3 multiply-adds on.
-  const int inner = threads_for(flops, 1 << 18);
+  // A product is worth a second thread from ~2^24 multiply-adds on (256^3, ~0.1 ms on one
+  // core): waking a team costs microseconds on a quiet machine but milliseconds when
+  // another process holds the other core, which small products cannot win back.
+  constexpr int64_t kGrain = int64_t(1) << 23;
+  const int inner = threads_for(flops, kGrain);
   if (batch == 1 || inner >= num_threads()) {
     for (int64_t b = 0; b < batch; ++b) {
       GemmArgs<T> g = first;
@@ -31,7 +34,7 @@ void gemm_batched(const GemmArgs<T>& first, int64_t batch, int64_t bs_a, int64_t
     return;
   }
   // Small products: one thread each, the batch split across the team.
-  const int team = threads_for(flops * batch, 1 << 18);
+  const int team = threads_for(flops * batch, kGrain);
 #pragma omp parallel for schedule(static) num_threads(team) if (team > 1)
   for (int64_t b = 0; b < batch; ++b) {
     GemmArgs<T> g = first;

@@ -3,28 +3,29 @@
 //   C(M, N) = alpha * A(M, K) @ B(K, N) + beta * C
 //
 // Algorithm: the Goto / BLIS loop nest. B is cut into KC x NC blocks packed into NR-wide
-// column panels (shared by all threads, meant to stay in L3), A into MC x KC blocks packed
-// into MR-tall row panels (private to a thread, in L2), and the micro-kernel multiplies
+// column panels (meant to stay in L2/L3), A into MC x KC blocks packed into MR-tall row
+// panels (in L2), and the micro-kernel multiplies
 // one MR x KC panel by one KC x NR panel into an MR x NR register tile of C, streaming
 // the B panel from L1. Packing pads ragged edges with zeros so the micro-kernel never
 // branches; ragged C tiles go through a small stack buffer.
 //
-//   for jc in N step NC:              B block  -> packed_b  (KC x NC)
-//     for pc in K step KC:
-//       for (ic, jr-chunk) per thread:  A block -> packed_a (MC x KC)
-//         for jr in chunk step NR:
-//           for ir in MC step MR:     micro_kernel_MRxNR
+//   for jc in N step NC:
+//     for pc in K step KC:            B block -> packed_b (KC x NC)
+//       for ic in M step MC:          A block -> packed_a (MC x KC)
+//         for jr in NC step NR:
+//           for ir in MC step MR:     micro_kernel<MR, NR>
 //
 // Micro-kernel: MR rows x NV vectors of W lanes (NR = NV * W), all MR * NV accumulators
 // in registers: AVX-512 12 x 32 floats (24 zmm), AVX2 6 x 16 (12 ymm), baseline 6 x 8.
 // Each k step loads NV vectors of B, broadcasts MR values of A and issues MR * NV FMAs.
 //
-// Threads: work items are (MC block, slice of the NR panels); when M is short the N
-// range is sliced so both cores work. Each thread re-packs the A block it needs.
+// Threads: C is split into one block per thread (see gemm below), each block a serial
+// Goto GEMM with its own packed buffers; no barriers, at the cost of re-packing the
+// operand shared by the blocks (measured faster and steadier on this shared 2-core
+// machine than one shared packed B with two barriers per K block).
 //
-// Workspace: packed_b KC x NC shared (at most 1.5 MiB in float32), packed_a MC x KC per
-// thread; both are thread-local buffers kept between calls (no page faults in steady
-// state).
+// Workspace: per thread packed_b KC x NC (1.5 MiB in float32) and packed_a MC x KC,
+// thread-local buffers kept between calls (no page faults in steady state).
 //
 // Checked by tests/kernels/test_gemm.py against the float64 NumPy reference on every
 // ISA path this CPU supports.
@@ -163,11 +164,60 @@ inline void micro_kernel(int64_t kc, const T* __restrict a, const T* __restrict 
   }
 }
 
+// One thread, one block of C: the whole Goto loop nest on the caller's buffers.
+template <typename T>
+void gemm_serial(const GemmArgs<T>& g) {
+  using Bk = Blocking<T>;
+  constexpr int MR = Bk::MR, NV = Bk::NV, NR = NV * Vec<T>::W;
+  constexpr int64_t KC = Bk::KC, NC = Bk::NC;
+  const int64_t M = g.M, N = g.N, K = g.K;
+  // MC: at most Bk::MC rows, evened out so no thin last block (1024 -> 8 x 128).
+  const int64_t m_blocks = (M + Bk::MC - 1) / Bk::MC;
+  const int64_t MC = std::min<int64_t>(Bk::MC, ((M + m_blocks - 1) / m_blocks + MR - 1) / MR * MR);
+  Workspace<T>& ws = workspace<T>();
+  T* packed_b = scratch(ws.b, ws.b_cap, size_t(KC) * ((NC + NR - 1) / NR) * NR);  // (NC / NR, KC, NR)
+  T* packed_a = scratch(ws.a, ws.a_cap, size_t(KC) * ((Bk::MC + MR - 1) / MR) * MR);  // (MC / MR, KC, MR)
+
+  for (int64_t jc = 0; jc < N; jc += NC) {
+    const int64_t nc = std::min(NC, N - jc);
+    for (int64_t pc = 0; pc < K; pc += KC) {
+      const int64_t kc = std::min(KC, K - pc);
+      const T beta = pc == 0 ? g.beta : T(1);  // later K blocks accumulate
+      for (int64_t jr = 0; jr < nc; jr += NR)
+        pack_b_panel<T, NR>(std::min<int64_t>(NR, nc - jr), kc, g.B + pc * g.rs_b + (jc + jr) * g.cs_b, g.rs_b,
+                            g.cs_b, packed_b + jr * kc);
+      for (int64_t ic = 0; ic < M; ic += MC) {
+        const int64_t mc = std::min(MC, M - ic);
+        pack_a_block<T, MR>(mc, kc, g.A + ic * g.rs_a + pc * g.cs_a, g.rs_a, g.cs_a, packed_a);
+        for (int64_t jr = 0; jr < nc; jr += NR) {
+          const int64_t nr = std::min<int64_t>(NR, nc - jr);
+          const T* bp = packed_b + jr * kc;
+          for (int64_t ir = 0; ir < mc; ir += MR) {
+            const int64_t mr = std::min<int64_t>(MR, mc - ir);
+            const T* ap = packed_a + ir * kc;
+            T* c = g.C + (ic + ir) * g.rs_c + jc + jr;
+            if (mr == MR && nr == NR) {
+              micro_kernel<T, MR, NV>(kc, ap, bp, c, g.rs_c, g.alpha, beta);
+            } else {  // ragged edge: compute the full tile aside, add the part that exists
+              alignas(64) T tile[MR * NR];
+              micro_kernel<T, MR, NV>(kc, ap, bp, tile, NR, g.alpha, T(0));
+              for (int64_t i = 0; i < mr; ++i)
+                for (int64_t j = 0; j < nr; ++j) {
+                  T& ci = c[i * g.rs_c + j];
+                  ci = beta == T(0) ? tile[i * NR + j] : tile[i * NR + j] + beta * ci;
+                }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
 template <typename T>
 void gemm(const GemmArgs<T>& g) {
   using Bk = Blocking<T>;
-  constexpr int MR = Bk::MR, NV = Bk::NV, NR = NV * Vec<T>::W;
-  constexpr int64_t KC = Bk::KC, MC = Bk::MC, NC = Bk::NC;
+  constexpr int64_t MR = Bk::MR, NR = Bk::NV * Vec<T>::W;
   const int64_t M = g.M, N = g.N, K = g.K;
   if (M == 0 || N == 0) return;
   if (K == 0 || g.alpha == T(0)) {  // C = beta * C; no product to add
@@ -178,65 +228,36 @@ void gemm(const GemmArgs<T>& g) {
       }
     return;
   }
-
-  // packed_b: (ceil(NC / NR), KC, NR), shared by the team; lives in the calling thread.
-  T* packed_b = scratch(workspace<T>().b, workspace<T>().b_cap, size_t(KC) * ((NC + NR - 1) / NR) * NR);
   const int threads = std::max(1, g.threads);
+  if (threads == 1) return gemm_serial(g);
 
-#pragma omp parallel num_threads(threads) if (threads > 1)
-  {
-    Workspace<T>& mine = workspace<T>();
-    T* packed_a = scratch(mine.a, mine.a_cap, size_t(KC) * ((MC + MR - 1) / MR) * MR);
-    const int team = omp_get_num_threads();
-
-    for (int64_t jc = 0; jc < N; jc += NC) {
-      const int64_t nc = std::min(NC, N - jc);
-      const int64_t n_panels = (nc + NR - 1) / NR;
-      const int64_t m_blocks = (M + MC - 1) / MC;
-      // Slice the NR panels when there are too few MC blocks to keep every thread busy.
-      const int64_t slices = std::min<int64_t>(n_panels, (2 * team + m_blocks - 1) / m_blocks);
-      const int64_t panels_per_slice = (n_panels + slices - 1) / slices;
-
-      for (int64_t pc = 0; pc < K; pc += KC) {
-        const int64_t kc = std::min(KC, K - pc);
-        const T beta = pc == 0 ? g.beta : T(1);
-
-#pragma omp for schedule(static)
-        for (int64_t jp = 0; jp < n_panels; ++jp) {
-          const int64_t j0 = jc + jp * NR;
-          pack_b_panel<T, NR>(std::min<int64_t>(NR, N - j0), kc, g.B + pc * g.rs_b + j0 * g.cs_b, g.rs_b, g.cs_b,
-                              packed_b + jp * kc * NR);
-        }  // implicit barrier: packed_b is complete
-
-#pragma omp for schedule(static)
-        for (int64_t item = 0; item < m_blocks * slices; ++item) {
-          const int64_t ic = (item / slices) * MC, slice = item % slices;
-          const int64_t mc = std::min(MC, M - ic);
-          pack_a_block<T, MR>(mc, kc, g.A + ic * g.rs_a + pc * g.cs_a, g.rs_a, g.cs_a, packed_a);
-          const int64_t jp_end = std::min(n_panels, (slice + 1) * panels_per_slice);
-          for (int64_t jp = slice * panels_per_slice; jp < jp_end; ++jp) {
-            const int64_t j0 = jc + jp * NR, nr = std::min<int64_t>(NR, N - j0);
-            const T* bp = packed_b + jp * kc * NR;
-            for (int64_t ir = 0; ir < mc; ir += MR) {
-              const int64_t mr = std::min<int64_t>(MR, mc - ir);
-              const T* ap = packed_a + ir * kc;
-              T* c = g.C + (ic + ir) * g.rs_c + j0;
-              if (mr == MR && nr == NR) {
-                micro_kernel<T, MR, NV>(kc, ap, bp, c, g.rs_c, g.alpha, beta);
-              } else {  // ragged edge: compute the full tile aside, add the part that exists
-                alignas(64) T tile[MR * NR];
-                micro_kernel<T, MR, NV>(kc, ap, bp, tile, NR, g.alpha, T(0));
-                for (int64_t i = 0; i < mr; ++i)
-                  for (int64_t j = 0; j < nr; ++j) {
-                    T& ci = c[i * g.rs_c + j];
-                    ci = beta == T(0) ? tile[i * NR + j] : tile[i * NR + j] + beta * ci;
-                  }
-              }
-            }
-          }
-        }  // implicit barrier: nobody repacks B while another thread still reads it
-      }
-    }
+  // Threads: C is cut into a tm x tn grid of blocks, one per thread, each computed by
+  // gemm_serial with its own packed buffers -- no barrier between threads, so a thread
+  // slowed by another process delays only its own block. The price is re-packing: each
+  // column of blocks packs its rows of A, each row of blocks its columns of B, so pick
+  // the grid that re-packs least (tn * M + tm * N elements per K), in whole micro-tiles.
+  int tm = threads, tn = 1;
+  double best = -1;
+  for (int r = 1; r <= threads; ++r) {
+    if (threads % r) continue;
+    const int c = threads / r;
+    if ((M + MR - 1) / MR < r || (N + NR - 1) / NR < c) continue;
+    const double cost = double(c) * M + double(r) * N;
+    if (best < 0 || cost < best) best = cost, tm = r, tn = c;
+  }
+  const int64_t rows = ((M + tm - 1) / tm + MR - 1) / MR * MR;
+  const int64_t cols = ((N + tn - 1) / tn + NR - 1) / NR * NR;
+#pragma omp parallel for num_threads(tm * tn) schedule(static)
+  for (int t = 0; t < tm * tn; ++t) {
+    const int64_t r0 = (t / tn) * rows, c0 = (t % tn) * cols;
+    if (r0 >= M || c0 >= N) continue;
+    GemmArgs<T> part = g;
+    part.M = std::min(rows, M - r0);
+    part.N = std::min(cols, N - c0);
+    part.A += r0 * g.rs_a;
+    part.B += c0 * g.cs_b;
+    part.C += r0 * g.rs_c + c0;
+    gemm_serial(part);
   }
 }
 
