@@ -1,0 +1,83 @@
+"""``pydl bench``: pydl's kernels against the NumPy reference, NumPy and PyTorch.
+
+Each family (:mod:`pydl.bench.families`) is measured at DESIGN.md's canonical shapes by
+the harness (:mod:`pydl.bench.harness`): every implementation is checked against the
+float64 truth first, then all are timed alternately, median and min of repeated calls
+after warm-up, on the same thread count. The result is a markdown table on stdout and,
+with ``json_path``, ``{"machine": {...}, "results": [...]}`` for comparing commits.
+
+PyTorch is optional: its rows appear when ``import torch`` works, and it is imported only
+when a benchmark runs.
+"""
+import sys
+
+from . import families as _families
+from . import harness, machine, report
+from .harness import Case, Unavailable
+
+__all__ = ["Case", "Unavailable", "run"]
+
+
+def _progress(text):
+    if sys.stderr.isatty():
+        sys.stderr.write(f"\r\033[K{text}")
+        sys.stderr.flush()
+
+
+def run(names=None, *, repeat=None, threads=None, quick=False, json_path=None, out=None,
+        budget_s=1.5, warmup=2):
+    """Benchmark the families ``names`` (all registered when empty); 0 if every check passed.
+
+    names: family names or family modules; repeat: timed calls per implementation (default:
+    about ``budget_s`` seconds' worth, 5 to 20); threads: for pydl, torch and NumPy's OpenBLAS
+    alike (default: pydl's current count); quick: the tiny ``QUICK`` shapes, 2 calls, no
+    warm-up beyond the checking call (for tests). Returns 1 when an implementation gave a
+    wrong result or raised (it is reported in the table and the JSON, not timed).
+    """
+    import pydl
+
+    out = out or sys.stdout
+    chosen = {}
+    for n in names or list(_families.FAMILIES):
+        if isinstance(n, str):
+            chosen[n] = _families.load(n)
+        else:
+            chosen[n.__name__.rsplit(".", 1)[-1]] = n
+    if quick:
+        repeat = 2 if repeat is None else repeat
+        warmup = 0
+    machine.set_threads(pydl.get_num_threads() if threads is None else threads)
+
+    info = machine.info()
+    calls = f"{repeat} calls" if repeat is not None else f"{harness.MIN_REPEAT}-{harness.MAX_REPEAT} calls (about {budget_s:g} s)"
+    timing = (f"median and min of {calls} per implementation after 1 checking call and {warmup} warm-up "
+              f"call{'s' * (warmup != 1)}; implementations alternated call by call, order reversed every "
+              f"other round; GC off while timing" + ("; --quick: tiny shapes" if quick else ""))
+    info.update(repeat=repeat, warmup=warmup, quick=quick, timing=timing)
+    print(report.header(info, timing), file=out, flush=True)
+
+    results, failed = [], False
+    for family, mod in chosen.items():
+        family_results, notes, missing = [], [], []
+        for shape in (mod.QUICK if quick else mod.SHAPES):
+            try:
+                case = mod.case(shape)
+            except Unavailable as e:
+                missing.append(str(e))
+                continue
+            _progress(f"pydl bench: {family} {case.name} ...")
+            family_results += harness.measure(family, case, repeat=repeat, warmup=warmup, budget_s=budget_s)
+            notes += case.notes
+        _progress("")
+        missing = list(dict.fromkeys(missing))
+        if not family_results:
+            print(report.unavailable(family, "; ".join(missing) or "no shapes"), file=out, flush=True)
+            continue
+        failed |= any(r.error is not None for r in family_results)
+        results += family_results
+        notes += [f"not available for some cases: {m}" for m in missing]
+        print(report.family_table(family, family_results, notes), file=out, flush=True)
+
+    if json_path is not None:
+        report.write_json(json_path, info, results)
+    return 1 if failed else 0

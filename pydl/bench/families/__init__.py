@@ -1,0 +1,24 @@
+"""The benchmark families: one module each, registered in ``FAMILIES`` below.
+
+A family module declares ``SHAPES`` (its canonical shapes, DESIGN.md's Benchmarks table),
+``QUICK`` (tiny shapes for ``pydl bench --quick``) and one function ``case(shape)`` that
+builds a :class:`pydl.bench.harness.Case` for a shape -- inputs built once, a callable per
+implementation, the float64 truth -- or raises :class:`pydl.bench.harness.Unavailable`
+when pydl's kernel is not registered yet. The harness does the checking, warm-up, timing
+and reporting. Adding a family is one module here and one line in ``FAMILIES``.
+"""
+import importlib
+
+# family name (the word `pydl bench` takes, the "family" field of the JSON) -> module
+FAMILIES = {
+    "gemm": "pydl.bench.families.gemm",
+    "softmax": "pydl.bench.families.softmax",
+    "cross_entropy": "pydl.bench.families.cross_entropy",
+}
+
+
+def load(name):
+    """The module of family ``name``."""
+    if name not in FAMILIES:
+        raise ValueError(f"unknown benchmark family {name!r}; known: {', '.join(FAMILIES)}")
+    return importlib.import_module(FAMILIES[name])

@@ -1,0 +1,236 @@
+"""The benchmark harness: check every implementation, then time them alternately.
+
+A family module (:mod:`pydl.bench.families`) turns one row of its shape table into a
+:class:`Case`: the inputs, already built and reused by every call, a zero-argument callable
+per implementation (``pydl``, ``reference``, ``numpy``, ``torch``) and the float64 truth.
+:func:`measure` then
+
+1. calls each implementation once and compares its result with the truth -- an
+   implementation that raises or returns a wrong result is reported as such and not timed;
+2. warms each one up, alternating between them;
+3. times them in rounds, one call of each implementation per round, the order reversed
+   every other round, so that a noisy moment on a shared machine hits every side of the
+   ratio rather than one; each keeps its median and min.
+
+The number of timed calls adapts to the cost of a call (about ``budget_s`` seconds per
+implementation, between ``MIN_REPEAT`` and ``MAX_REPEAT`` calls) unless a fixed ``repeat``
+is asked for. The garbage collector is off while a case is timed.
+"""
+import gc
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+
+IMPLS = ("pydl", "reference", "numpy", "torch")
+MIN_REPEAT, MAX_REPEAT = 5, 20
+
+
+class Unavailable(Exception):
+    """A family cannot run here (e.g. its pydl kernel is not registered yet)."""
+
+
+@dataclass
+class Case:
+    """One benchmarked shape: inputs bound into callables, and the truth to check against.
+
+    run: impl name -> zero-argument callable returning the result (an array, a tensor or
+    a tuple of them); expected: zero-argument callable returning the float64 truth with the
+    same structure; flops / bytes: work per call (for GFLOP/s and GB/s), None when not
+    meaningful; rtol: normwise tolerance, ``max|got - truth| <= rtol * max(1, max|truth|)``
+    for every result; blas: whether the numpy / reference implementations spend their time
+    in BLAS (then they run on OpenBLAS's threads, else on one); notes: footnotes.
+    """
+
+    name: str
+    run: Dict[str, Callable[[], object]]
+    expected: Callable[[], object]
+    flops: Optional[float] = None
+    bytes: Optional[float] = None
+    rtol: float = 1e-4
+    blas: bool = False
+    notes: List[str] = field(default_factory=list)
+
+
+@dataclass
+class Result:
+    """One (case, implementation) row: the JSON record of ``pydl bench --json``."""
+
+    family: str
+    case: str
+    impl: str
+    median_ms: Optional[float]
+    min_ms: Optional[float]
+    gflops: Optional[float]
+    gbps: Optional[float]
+    threads: Optional[int]
+    error: Optional[str] = None  # why it was not timed: wrong result, or the exception it raised
+    repeat: int = 0
+
+    def record(self):
+        return {"family": self.family, "case": self.case, "impl": self.impl,
+                "median_ms": self.median_ms, "min_ms": self.min_ms, "gflops": self.gflops,
+                "gbps": self.gbps, "threads": self.threads, "error": self.error}
+
+
+# ---------------------------------------------------------------------------------------
+# What a family needs from its surroundings
+# ---------------------------------------------------------------------------------------
+
+def kernel(op):
+    """pydl's cpu kernel ``op``; raises :class:`Unavailable` where it is not registered yet."""
+    from .. import kernels
+
+    if op not in kernels.ops("cpu"):
+        raise Unavailable(f"kernel {op!r} is not registered in pydl's cpu backend yet")
+    return kernels.get(op, "cpu")
+
+
+def reference_kernel(op):
+    """The NumPy reference of ``op``, or None where it is not registered yet."""
+    from .. import kernels
+
+    return kernels.get(op, "reference") if op in kernels.ops("reference") else None
+
+
+_torch = None
+_torch_tried = False
+_torch_error = None
+
+
+def torch():
+    """The torch module, or None where it cannot be imported (it is never required).
+
+    Imported on first use only, never when pydl or pydl.bench is imported.
+    """
+    global _torch, _torch_tried, _torch_error
+    if not _torch_tried:
+        _torch_tried = True
+        try:
+            import torch as t
+
+            _torch = t
+        except Exception as e:  # ImportError, or a broken install
+            _torch_error = f"{type(e).__name__}: {e}"
+    return _torch
+
+
+def torch_unavailable_reason():
+    torch()
+    return _torch_error
+
+
+# ---------------------------------------------------------------------------------------
+# Checking and timing
+# ---------------------------------------------------------------------------------------
+
+def to_numpy(x):
+    """A float64 NumPy view of an array, a torch tensor, a CuPy array or a scalar."""
+    if hasattr(x, "detach"):  # torch
+        x = x.detach().cpu().numpy()
+    elif hasattr(x, "get") and not isinstance(x, np.ndarray):  # cupy
+        x = x.get()
+    return np.asarray(x, dtype=np.float64)
+
+
+def _as_tuple(x):
+    return tuple(x) if isinstance(x, (tuple, list)) else (x,)
+
+
+def check(got, expected, rtol):
+    """None when ``got`` matches ``expected`` (normwise, each element of a tuple), else why not."""
+    got, expected = _as_tuple(got), _as_tuple(expected)
+    if len(got) != len(expected):
+        return f"wrong result: {len(got)} outputs, expected {len(expected)}"
+    for i, (g, e) in enumerate(zip(got, expected)):
+        what = f"output {i}" if len(expected) > 1 else "result"
+        g, e = to_numpy(g), to_numpy(e)
+        if g.shape != e.shape:
+            return f"wrong result: {what} has shape {g.shape}, expected {e.shape}"
+        if e.size == 0:
+            continue
+        if not np.all(np.isfinite(g) == np.isfinite(e)):
+            return f"wrong result: {what} has {np.count_nonzero(~np.isfinite(g))} non-finite values"
+        finite = np.isfinite(e)
+        err = np.abs(np.where(finite, g - e, 0.0))
+        scale = max(1.0, float(np.max(np.abs(np.where(finite, e, 0.0)))))
+        worst = np.unravel_index(int(np.argmax(err)), err.shape)
+        if err[worst] > rtol * scale:
+            return (f"wrong result: {what} differs by {err[worst]:.3g} at index "
+                    f"{tuple(int(i) for i in worst)} (got {g[worst]:.6g}, expected {e[worst]:.6g}; "
+                    f"allowed {rtol * scale:.3g})")
+    return None
+
+
+def _call_once(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+def _timed(fn):
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def _repeats(seconds_per_call, repeat, budget_s):
+    if repeat is not None:
+        return repeat
+    want = math.ceil(budget_s / max(seconds_per_call, 1e-9))
+    return max(MIN_REPEAT, min(MAX_REPEAT, want))
+
+
+def measure(family, case, *, repeat=None, warmup=2, budget_s=1.5):
+    """Check, warm up and time every implementation of ``case``; a list of :class:`Result`."""
+    from .machine import impl_threads
+
+    threads = {name: impl_threads(name, case.blas) for name in case.run}
+    impls = [name for name in IMPLS if name in case.run] + [n for n in case.run if n not in IMPLS]
+    expected = case.expected()
+    results = {}
+    first_seconds = {}
+    for name in impls:
+        try:
+            got, seconds = _call_once(case.run[name])
+            problem = check(got, expected, case.rtol)
+        except Exception as e:
+            problem = f"raised {type(e).__name__}: {e}"
+        if problem is not None:
+            results[name] = Result(family, case.name, name, None, None, None, None,
+                                   threads[name], error=problem)
+        else:
+            first_seconds[name] = seconds
+    del expected
+    timed = [name for name in impls if name in first_seconds]
+
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        best = dict(first_seconds)
+        for w in range(warmup):
+            for name in (timed if w % 2 == 0 else timed[::-1]):
+                best[name] = min(best[name], _timed(case.run[name]))
+        left = {name: _repeats(best[name], repeat, budget_s) for name in timed}
+        samples = {name: [] for name in timed}
+        r = 0
+        while any(left.values()):
+            for name in (timed if r % 2 == 0 else timed[::-1]):
+                if left[name]:
+                    samples[name].append(_timed(case.run[name]))
+                    left[name] -= 1
+            r += 1
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+    for name in timed:
+        med = float(np.median(samples[name]))
+        results[name] = Result(
+            family, case.name, name, median_ms=med * 1e3, min_ms=min(samples[name]) * 1e3,
+            gflops=case.flops / med / 1e9 if case.flops else None,
+            gbps=case.bytes / med / 1e9 if case.bytes else None,
+            threads=threads[name], repeat=len(samples[name]))
+    return [results[name] for name in impls]
