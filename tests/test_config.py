@@ -34,9 +34,9 @@ def test_set_num_threads_rejects_bad_values(bad, exc, threads):
         pydl.set_num_threads(bad)
 
 
-def test_environment_picks_threads_and_isa():
+def test_environment_picks_threads_and_isa(tmp_path):
     code = "import pydl; print(pydl.get_num_threads(), pydl._C._isa())"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path,
                          env={"PYDL_NUM_THREADS": "3", "PYDL_ISA": "generic", "PATH": ""}).stdout.split()
     assert out == ["3", "generic"]
 
