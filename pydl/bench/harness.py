@@ -40,8 +40,8 @@ class Case:
     a tuple of them); expected: zero-argument callable returning the float64 truth with the
     same structure; flops / bytes: work per call (for GFLOP/s and GB/s), None when not
     meaningful; rtol: normwise tolerance, ``max|got - truth| <= rtol * max(1, max|truth|)``
-    for every result; blas: whether the numpy / reference implementations spend their time
-    in BLAS (then they run on OpenBLAS's threads, else on one); notes: footnotes.
+    for every result; blas_impls: the implementations that spend their time in NumPy's BLAS
+    (they run on OpenBLAS's threads; other NumPy code runs on one); notes: footnotes.
     """
 
     name: str
@@ -50,7 +50,7 @@ class Case:
     flops: Optional[float] = None
     bytes: Optional[float] = None
     rtol: float = 1e-4
-    blas: bool = False
+    blas_impls: tuple = ()
     notes: List[str] = field(default_factory=list)
 
 
@@ -187,7 +187,7 @@ def measure(family, case, *, repeat=None, warmup=2, budget_s=1.5):
     """Check, warm up and time every implementation of ``case``; a list of :class:`Result`."""
     from .machine import impl_threads
 
-    threads = {name: impl_threads(name, case.blas) for name in case.run}
+    threads = {name: impl_threads(name, name in case.blas_impls) for name in case.run}
     impls = [name for name in IMPLS if name in case.run] + [n for n in case.run if n not in IMPLS]
     expected = case.expected()
     results = {}

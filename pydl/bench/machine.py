@@ -101,7 +101,7 @@ def set_threads(n):
 
 
 def impl_threads(impl, blas):
-    """The thread count ``impl`` runs with (``blas``: numpy/reference work is in BLAS)."""
+    """The thread count ``impl`` runs with (``blas``: its work is in NumPy's OpenBLAS)."""
     import pydl
 
     from .harness import torch
