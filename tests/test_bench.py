@@ -128,6 +128,16 @@ def test_a_missing_kernel_makes_the_family_unavailable(monkeypatch, tmp_path, ca
     assert read_json(out)["results"] == []
 
 
+def test_a_broken_family_module_is_reported(monkeypatch, capsys):
+    def case(shape):
+        raise KeyError("oops")
+
+    name = fake_family(monkeypatch, "broken", case)
+    assert main(["bench", name, "gemm", "--quick"]) == 1
+    text = capsys.readouterr().out
+    assert "raised KeyError: 'oops'" in text and "| 33x17x9 | pydl |" in text
+
+
 def test_kernel_raises_unavailable_for_an_unknown_op():
     with pytest.raises(Unavailable, match="not registered"):
         harness.kernel("no_such_kernel_yet")

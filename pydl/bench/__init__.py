@@ -58,24 +58,29 @@ def run(names=None, *, repeat=None, threads=None, quick=False, json_path=None, o
 
     results, failed = [], False
     for family, mod in chosen.items():
-        family_results, notes, missing = [], [], []
+        family_results, notes, missing, broken = [], [], [], []
         for shape in (mod.QUICK if quick else mod.SHAPES):
             try:
                 case = mod.case(shape)
             except Unavailable as e:
                 missing.append(str(e))
                 continue
+            except Exception as e:  # a bug in the family module: report it, run the others
+                broken.append(f"building the case for shape {shape} raised {type(e).__name__}: {e}")
+                continue
             _progress(f"pydl bench: {family} {case.name} ...")
             family_results += harness.measure(family, case, repeat=repeat, warmup=warmup, budget_s=budget_s)
             notes += case.notes
         _progress("")
         missing = list(dict.fromkeys(missing))
+        failed |= bool(broken) or any(r.error is not None for r in family_results)
         if not family_results:
-            print(report.unavailable(family, "; ".join(missing) or "no shapes"), file=out, flush=True)
+            why = "; ".join(broken + missing) or "no shapes"
+            print(report.unavailable(family, why), file=out, flush=True)
             continue
-        failed |= any(r.error is not None for r in family_results)
         results += family_results
         notes += [f"not available for some cases: {m}" for m in missing]
+        notes += [f"**{b}**" for b in broken]
         print(report.family_table(family, family_results, notes), file=out, flush=True)
 
     if json_path is not None:
