@@ -45,13 +45,19 @@ def add_bench(subparsers):
     p.add_argument("--threads", type=_positive_int, metavar="N",
                    help="threads for pydl, PyTorch and NumPy's OpenBLAS (default: pydl's count)")
     p.add_argument("--quick", action="store_true", help="tiny shapes and 2 calls: checks the harness, not speed")
-    p.set_defaults(func=_bench, check=lambda parser, args: _check_families(parser, args.families, FAMILIES))
+    p.set_defaults(func=_bench, check=lambda parser, args: _check_bench(parser, args, FAMILIES))
 
 
-def _check_families(parser, names, known):
-    unknown = [n for n in names if n not in known]
+def _check_bench(parser, args, known):
+    unknown = [n for n in args.families if n not in known]
     if unknown:
         parser.error(f"unknown benchmark family {', '.join(map(repr, unknown))}; known: {', '.join(known)}")
+    if args.json is not None:  # fail now, not after the run
+        directory = os.path.dirname(os.path.abspath(args.json))
+        if not os.path.isdir(directory):
+            parser.error(f"--json: directory {directory!r} does not exist")
+        if os.path.isdir(args.json):
+            parser.error(f"--json: {args.json!r} is a directory, expected a file name")
 
 
 def _config(args):

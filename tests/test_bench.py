@@ -152,7 +152,8 @@ def test_check_is_normwise_per_output():
     assert harness.check(ref + 1.0, ref, 1e-4) is not None
 
 
-@pytest.mark.parametrize("argv", [["bench", "nope"], ["bench", "--repeat", "0"], ["bench", "--threads", "x"], []])
+@pytest.mark.parametrize("argv", [["bench", "nope"], ["bench", "--repeat", "0"], ["bench", "--threads", "x"], [],
+                                  ["bench", "--json", "/nonexistent-dir/x.json"], ["bench", "--json", "/"]])
 def test_bad_arguments_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as e:
         main(argv)
