@@ -7,9 +7,22 @@ the argument); the GIL is released while a kernel runs.
 from .. import _C
 from ._gemm_grad import gemm_backward_with
 
-OPS = ("gemm", "gemm_backward")
+OPS = ("gemm", "gemm_backward",
+       "softmax_forward", "softmax_backward", "log_softmax_forward", "log_softmax_backward",
+       "cross_entropy_forward", "cross_entropy_backward", "svm_loss_forward", "svm_loss_backward")
 
 gemm = _C.gemm
+
+# softmax family (csrc/cpu/softmax*.cpp). The fused losses compute the gradient in the
+# forward pass; their cache holds it and backward hands it out, scaled by grad_loss.
+softmax_forward = _C.softmax_forward
+softmax_backward = _C.softmax_backward
+log_softmax_forward = _C.log_softmax_forward
+log_softmax_backward = _C.log_softmax_backward
+cross_entropy_forward = _C.cross_entropy_forward
+cross_entropy_backward = _C.cross_entropy_backward
+svm_loss_forward = _C.svm_loss_forward
+svm_loss_backward = _C.svm_loss_backward
 
 
 def gemm_backward(grad_out, a, b, *, trans_a=False, trans_b=False, alpha=1.0):
