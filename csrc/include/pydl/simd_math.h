@@ -1,6 +1,6 @@
 // Vector math on pydl::simd::Vec registers: exp, and the few lane operations the
-// softmax family needs beyond simd.h (a 0/1 lane mask, non-temporal stores, partial
-// loads and stores for row tails).
+// softmax family needs beyond simd.h (a 0/1 lane mask, partial loads and stores for
+// row tails).
 //
 // exp(x), float and double, one algorithm on every ISA (Cody-Waite range reduction):
 //   n = round(x / ln 2),  r = x - n ln2_hi - n ln2_lo  (|r| <= ln2 / 2, the split keeps
@@ -77,10 +77,6 @@ inline __m512 positive_mask01(__m512 x) {
 inline __m512d positive_mask01(__m512d x) {
   return _mm512_maskz_mov_pd(_mm512_cmp_pd_mask(x, _mm512_setzero_pd(), _CMP_GT_OQ), _mm512_set1_pd(1.0));
 }
-inline void stream(float* p, __m512 v) { _mm512_stream_ps(p, v); }
-inline void stream(double* p, __m512d v) { _mm512_stream_pd(p, v); }
-inline void stream_fence() { _mm_sfence(); }
-constexpr bool kHasStream = true;
 
 #elif defined(__AVX2__) && defined(__FMA__)
 
@@ -110,10 +106,6 @@ inline __m256 positive_mask01(__m256 x) {
 inline __m256d positive_mask01(__m256d x) {
   return _mm256_and_pd(_mm256_cmp_pd(x, _mm256_setzero_pd(), _CMP_GT_OQ), _mm256_set1_pd(1.0));
 }
-inline void stream(float* p, __m256 v) { _mm256_stream_ps(p, v); }
-inline void stream(double* p, __m256d v) { _mm256_stream_pd(p, v); }
-inline void stream_fence() { _mm_sfence(); }
-constexpr bool kHasStream = true;
 
 #else
 
@@ -147,10 +139,6 @@ template <typename R>
 inline R positive_mask01(R x) {
   return x > R{} ? R{} + 1 : R{};
 }
-template <typename T, typename R>
-inline void stream(T* p, R v) { std::memcpy(p, &v, sizeof(R)); }
-inline void stream_fence() {}
-constexpr bool kHasStream = false;
 
 #endif
 
