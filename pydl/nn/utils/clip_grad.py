@@ -35,7 +35,8 @@ def _vector_norm(g, norm_type):
         flat = g.ravel()
         if flat.dtype.kind != "f":
             return float(_xp(g).linalg.norm(flat.astype(np.float64)))
-        total = float(flat @ flat)
+        with np.errstate(over="ignore"):
+            total = float(flat @ flat)
         if math.isinf(total) and bool(_xp(g).isfinite(flat).all()):  # squares overflowed float32
             flat = flat.astype(np.float64)
             total = float(flat @ flat)
@@ -54,7 +55,7 @@ def _vector_norm(g, norm_type):
 
 def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False, foreach=None):
     r"""Rescale the gradients of ``parameters`` in place so that their joint norm is at most
-    ``max_norm``; returns the joint norm before clipping (a 0-d float32 Tensor).
+    ``max_norm``; returns the joint norm before clipping (a 0-d Tensor of the gradients' dtype).
 
     The joint norm is the ``norm_type``-norm of the vector of every gradient element
     (``inf``: the largest magnitude). When it exceeds ``max_norm`` every gradient is
@@ -78,13 +79,13 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
         >>> w.grad.data.round(4).tolist()
         [0.6, 0.8]
     """
-    from ... import tensor as _tensor
+    from ...tensor import Tensor
 
     grads = _grads(parameters, "clip_grad_norm_")
     max_norm = float(max_norm)
     norm_type = float(norm_type)
     if not grads:
-        return _tensor.Tensor(np.array(0.0, dtype=np.float32))
+        return Tensor(np.array(0.0, dtype=np.float32))
     norms = [_vector_norm(g, norm_type) for g in grads]
     if norm_type == math.inf:
         total = max(norms)
@@ -104,7 +105,7 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     if not clip_coef >= 1.0:  # scale when above the bound, and propagate nan like PyTorch
         for g in grads:
             g *= clip_coef
-    return _tensor.Tensor(np.array(total, dtype=grads[0].dtype if grads[0].dtype.kind == "f" else np.float32))
+    return Tensor(np.array(total, dtype=grads[0].dtype if grads[0].dtype.kind == "f" else np.float32))
 
 
 def clip_grad_value_(parameters, clip_value, foreach=None):
