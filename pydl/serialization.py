@@ -79,7 +79,7 @@ def _host_array(value):
         arr = arr.get()
     if arr.dtype.byteorder == ">":
         arr = arr.astype(arr.dtype.newbyteorder("<"))
-    return np.ascontiguousarray(arr)
+    return arr if arr.flags.c_contiguous else arr.copy(order="C")  # (np.ascontiguousarray makes 0-d 1-d)
 
 
 def _where(path):
@@ -271,7 +271,7 @@ def load(path):
         arr = arrays.get(key)
         if arr is None:
             raise CheckpointError(f"pydl.load: {where} is corrupted: tensor {key!r} is missing")
-        got = zlib.crc32(np.ascontiguousarray(arr).reshape(-1).view(np.uint8)) if arr.size else 0
+        got = zlib.crc32(arr.reshape(-1).view(np.uint8)) if arr.size else 0
         if got != crc:
             raise CheckpointError(f"pydl.load: {where} is corrupted: tensor {key!r} fails its CRC-32 check")
     return _decode(tree, arrays, where)
