@@ -1,7 +1,7 @@
 """AdaGrad: per-element step sizes from the historical sum of squared gradients."""
 import numpy as np
 
-from .optimizer import Optimizer
+from .optimizer import Optimizer, _buffer
 
 __all__ = ["Adagrad"]
 
@@ -39,8 +39,8 @@ class Adagrad(Optimizer):
         >>> opt = pydl.optim.Adagrad([w], lr=0.5)
         >>> w.grad = pydl.tensor([2.0, -0.1])
         >>> opt.step()
-        >>> w.data.round(4).tolist()
-        [0.5, 1.5]
+        >>> print(w.data.round(4))
+        [0.5 1.5]
     """
 
     def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0, eps=1e-10, *, maximize=False):
@@ -73,15 +73,12 @@ class Adagrad(Optimizer):
             lr, lr_decay, weight_decay, eps = group["lr"], group["lr_decay"], group["weight_decay"], group["eps"]
             for p, param, grad in self._params_with_grad(group):
                 state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["sum"] = np.full_like(param, group["initial_accumulator_value"])
-                state["step"] += 1
+                state_sum = _buffer(state, "sum", p, fill=group["initial_accumulator_value"])
+                state["step"] = state.get("step", 0) + 1
                 g = -grad if group["maximize"] else grad
                 if weight_decay != 0:
                     g = g + weight_decay * param
                 clr = lr / (1 + (state["step"] - 1) * lr_decay)
-                state_sum = state["sum"]
                 state_sum += g * g
                 std = np.sqrt(state_sum)
                 std += eps

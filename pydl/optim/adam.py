@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 
-from .optimizer import Optimizer
+from .optimizer import Optimizer, _buffer
 
 __all__ = ["Adam", "AdamW"]
 
@@ -31,21 +31,16 @@ def _adam_step(opt, group, decoupled):
     weight_decay, amsgrad, maximize = group["weight_decay"], group["amsgrad"], group["maximize"]
     for p, param, grad in opt._params_with_grad(group):
         state = opt.state[p]
-        if not state:
-            state["step"] = 0
-            state["exp_avg"] = np.zeros_like(param)
-            state["exp_avg_sq"] = np.zeros_like(param)
-            if amsgrad:
-                state["max_exp_avg_sq"] = np.zeros_like(param)
-        state["step"] += 1
-        step = state["step"]
+        exp_avg, exp_avg_sq = _buffer(state, "exp_avg", p), _buffer(state, "exp_avg_sq", p)
+        if amsgrad:
+            max_sq = _buffer(state, "max_exp_avg_sq", p)
+        step = state["step"] = state.get("step", 0) + 1
         g = -grad if maximize else grad
         if weight_decay != 0:
             if decoupled:
                 param *= 1 - lr * weight_decay
             else:
                 g = g + weight_decay * param
-        exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
         tmp = (1 - beta1) * g
         exp_avg *= beta1
         exp_avg += tmp
@@ -58,9 +53,6 @@ def _adam_step(opt, group, decoupled):
         bias_correction2_sqrt = math.sqrt(1 - beta2**step)
         step_size = lr / bias_correction1
         if amsgrad:
-            max_sq = state.get("max_exp_avg_sq")
-            if max_sq is None:
-                max_sq = state["max_exp_avg_sq"] = np.zeros_like(param)
             np.maximum(max_sq, exp_avg_sq, out=max_sq)
             second = max_sq
         else:
@@ -109,8 +101,8 @@ class Adam(Optimizer):
         >>> opt = pydl.optim.Adam([w], lr=0.1)
         >>> w.grad = pydl.tensor([5.0, -0.01])
         >>> opt.step()  # the first step moves every element by about lr
-        >>> w.data.round(4).tolist()
-        [0.9, 1.1]
+        >>> print(w.data.round(4))
+        [0.9 1.1]
     """
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False, *, maximize=False):
@@ -157,7 +149,7 @@ class AdamW(Optimizer):
         >>> opt = pydl.optim.AdamW([w], lr=0.1, weight_decay=0.5)
         >>> w.grad = pydl.tensor([0.0])
         >>> opt.step()  # no gradient signal: only the decay, 1 * (1 - 0.1 * 0.5)
-        >>> w.data.round(4).tolist()
+        >>> print(w.data.round(4))
         [0.95]
     """
 

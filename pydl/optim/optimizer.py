@@ -204,13 +204,16 @@ class Optimizer:
             return closure()
 
     def _params_with_grad(self, group):
-        """``(param, param array, grad array)`` of each parameter of ``group`` with a gradient."""
+        """``(param, param array, grad array)`` of each parameter of ``group`` with a gradient.
+
+        A 0-d parameter comes as a 1-element view: NumPy turns 0-d results into scalars,
+        which in-place updates cannot reach."""
         out = []
         for p in group["params"]:
             g = p.grad
             if g is None:
                 continue
-            out.append((p, p.data, _as_array(g)))
+            out.append((p, _at_least_1d(p.data), _at_least_1d(_as_array(g))))
         return out
 
     # -- state dicts ----------------------------------------------------------------------
@@ -323,6 +326,23 @@ class Optimizer:
 
     def __setstate__(self, state):
         self.__dict__.update(state)
+
+
+def _at_least_1d(array):
+    """A view of ``array`` with at least one dimension (writes go through to ``array``)."""
+    return array.reshape(1) if array.ndim == 0 else array
+
+
+def _buffer(state, name, p, fill=0, like=None):
+    """The update's view of the state buffer ``name`` of parameter ``p``; created when
+    missing with the parameter's shape and dtype, filled with ``fill`` or copied from
+    ``like``."""
+    buf = state.get(name)
+    if buf is None:
+        data = p.data
+        buf = like.reshape(data.shape).astype(data.dtype, copy=True) if like is not None else np.full_like(data, fill)
+        state[name] = buf
+    return _at_least_1d(buf)
 
 
 def _index(key):

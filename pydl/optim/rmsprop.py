@@ -1,7 +1,7 @@
 """RMSprop: AdaGrad with a leaky (exponentially decaying) sum of squared gradients."""
 import numpy as np
 
-from .optimizer import Optimizer
+from .optimizer import Optimizer, _buffer
 
 __all__ = ["RMSprop"]
 
@@ -42,7 +42,7 @@ class RMSprop(Optimizer):
         >>> opt = pydl.optim.RMSprop([w], lr=0.01, alpha=0.99)
         >>> w.grad = pydl.tensor([3.0])
         >>> opt.step()  # v = 0.01 * 9, step = 0.01 * 3 / 0.3
-        >>> w.data.round(4).tolist()
+        >>> print(w.data.round(4))
         [0.9]
     """
 
@@ -72,22 +72,15 @@ class RMSprop(Optimizer):
             weight_decay, momentum, centered = group["weight_decay"], group["momentum"], group["centered"]
             for p, param, grad in self._params_with_grad(group):
                 state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["square_avg"] = np.zeros_like(param)
-                    if momentum > 0:
-                        state["momentum_buffer"] = np.zeros_like(param)
-                    if centered:
-                        state["grad_avg"] = np.zeros_like(param)
-                state["step"] += 1
+                square_avg = _buffer(state, "square_avg", p)
+                state["step"] = state.get("step", 0) + 1
                 g = -grad if group["maximize"] else grad
                 if weight_decay != 0:
                     g = g + weight_decay * param
-                square_avg = state["square_avg"]
                 square_avg *= alpha
                 square_avg += (1 - alpha) * (g * g)
                 if centered:
-                    grad_avg = state["grad_avg"]
+                    grad_avg = _buffer(state, "grad_avg", p)
                     grad_avg *= alpha
                     grad_avg += (1 - alpha) * g
                     avg = square_avg - grad_avg * grad_avg
@@ -96,9 +89,7 @@ class RMSprop(Optimizer):
                     avg = np.sqrt(square_avg)
                 avg += eps
                 if momentum > 0:
-                    buf = state.get("momentum_buffer")
-                    if buf is None:  # momentum switched on after the first step (e.g. by a scheduler)
-                        buf = state["momentum_buffer"] = np.zeros_like(param)
+                    buf = _buffer(state, "momentum_buffer", p)
                     buf *= momentum
                     buf += g / avg
                     param -= lr * buf

@@ -1,6 +1,6 @@
 """Stochastic gradient descent, with momentum (the seeds' velocity with friction rho) and
 Nesterov momentum."""
-from .optimizer import Optimizer, required
+from .optimizer import Optimizer, _buffer, required
 
 __all__ = ["SGD"]
 
@@ -42,8 +42,8 @@ class SGD(Optimizer):
         >>> opt = pydl.optim.SGD([w], lr=0.1, momentum=0.9)
         >>> w.grad = pydl.tensor([1.0, 1.0])
         >>> opt.step()
-        >>> w.data.round(4).tolist()
-        [0.9, -2.1]
+        >>> print(w.data.round(4))
+        [ 0.9 -2.1]
     """
 
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False, *, maximize=False):
@@ -75,10 +75,10 @@ class SGD(Optimizer):
                     d_p = d_p + weight_decay * param
                 if momentum != 0:
                     state = self.state[p]
-                    buf = state.get("momentum_buffer")
-                    if buf is None:
-                        buf = state["momentum_buffer"] = d_p.copy()
+                    if "momentum_buffer" not in state:
+                        buf = _buffer(state, "momentum_buffer", p, like=d_p)
                     else:
+                        buf = _buffer(state, "momentum_buffer", p)
                         buf *= momentum
                         buf += d_p if dampening == 0 else (1 - dampening) * d_p
                     d_p = d_p + momentum * buf if nesterov else buf

@@ -76,8 +76,8 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
         >>> w.grad = pydl.tensor([3.0, 4.0])
         >>> float(pydl.nn.utils.clip_grad_norm_([w], max_norm=1.0))
         5.0
-        >>> w.grad.data.round(4).tolist()
-        [0.6, 0.8]
+        >>> print(w.grad.data.round(4))
+        [0.6 0.8]
     """
     from ...tensor import Tensor
 
