@@ -28,7 +28,7 @@ def softmax_forward(x):
     """
     x = _rows(x, "softmax")
     with np.errstate(invalid="ignore"):
-        shifted = x - x.max(axis=-1, keepdims=True)  # every exponent <= 0: exp cannot overflow
+        shifted = x - x.max(axis=-1, keepdims=True, initial=-np.inf)  # every exponent <= 0: no overflow
         e = np.exp(shifted)
         return e / e.sum(axis=-1, keepdims=True)
 
@@ -58,8 +58,8 @@ def log_softmax_forward(x):
     [[-0.6931, -0.6931], [0.0, -20000.0]]
     """
     x = _rows(x, "log_softmax")
-    with np.errstate(invalid="ignore"):
-        shifted = x - x.max(axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):  # an empty row: log 0
+        shifted = x - x.max(axis=-1, keepdims=True, initial=-np.inf)
         return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
