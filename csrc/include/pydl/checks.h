@@ -33,14 +33,16 @@ inline py::array as_array(const py::handle& obj, const char* op, const char* arg
 
 enum class Float { f32, f64 };
 
+// dtypes are compared with ==, not by identity: an equal dtype may be another object
+// (arrays that went through pickle, e.g. from DataLoader worker processes).
 inline Float float_kind(const py::array& a, const char* op, const char* arg) {
-  if (a.dtype().is(py::dtype::of<float>())) return Float::f32;
-  if (a.dtype().is(py::dtype::of<double>())) return Float::f64;
+  if (a.dtype().equal(py::dtype::of<float>())) return Float::f32;
+  if (a.dtype().equal(py::dtype::of<double>())) return Float::f64;
   throw py::type_error(std::string(op) + ": " + arg + " must be float32 or float64, got " + dtype_str(a));
 }
 
 inline void check_same_dtype(const py::array& a, const py::array& b, const char* op, const char* an, const char* bn) {
-  if (!a.dtype().is(b.dtype()))
+  if (!a.dtype().equal(b.dtype()))
     throw py::type_error(std::string(op) + ": " + an + " and " + bn + " must have the same dtype, got " +
                          dtype_str(a) + " and " + dtype_str(b));
 }
@@ -59,7 +61,7 @@ inline void check_ndim(const py::array& a, std::initializer_list<int> allowed, c
 template <typename T>
 py::array_t<T, py::array::c_style> contiguous(const py::array& a) {
   const bool aligned = reinterpret_cast<uintptr_t>(a.data()) % alignof(T) == 0;
-  if (aligned && (a.flags() & py::array::c_style) && a.dtype().is(py::dtype::of<T>()))
+  if (aligned && (a.flags() & py::array::c_style) && a.dtype().equal(py::dtype::of<T>()))
     return py::reinterpret_borrow<py::array_t<T, py::array::c_style>>(a);
   py::object copy = py::module_::import("numpy").attr("require")(a, py::dtype::of<T>(), "CA");
   return py::reinterpret_borrow<py::array_t<T, py::array::c_style>>(copy);
