@@ -220,3 +220,16 @@ def test_registry_lists_the_family():
     for op in ["softmax_forward", "softmax_backward", "log_softmax_forward", "log_softmax_backward"]:
         assert kernels.available(op)[:2] == ["reference", "cpu"]
     assert pydl.kernels.get("softmax_forward", "reference") is reference.softmax_forward
+
+
+def test_arrays_that_went_through_pickle_are_accepted(rng):
+    # Their dtype is equal to, but not the same object as, numpy's float32 (for example
+    # arrays sent by DataLoader worker processes).
+    import pickle
+
+    x = pickle.loads(pickle.dumps(rand(rng, (3, 4), np.float64)))
+    assert x.dtype is not np.dtype(np.float64)
+    assert_close(kernels.get("softmax_forward")(x), reference.softmax_forward(x), np.float64)
+    y = reference.softmax_forward(x)
+    assert_close(kernels.get("softmax_backward")(x, pickle.loads(pickle.dumps(y))), reference.softmax_backward(x, y),
+                 np.float64)
