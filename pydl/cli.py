@@ -41,7 +41,7 @@ def add_bench(subparsers):
                    help=f"families to run (default: all): {', '.join(FAMILIES)}")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
     p.add_argument("--repeat", type=_positive_int, metavar="N",
-                   help="timed calls per implementation (default: about 1.5 s worth, 5 to 20)")
+                   help="timed calls per implementation (default: about 1 s worth, 5 to 200)")
     p.add_argument("--threads", type=_positive_int, metavar="N",
                    help="threads for pydl, PyTorch and NumPy's OpenBLAS (default: pydl's count)")
     p.add_argument("--quick", action="store_true", help="tiny shapes and 2 calls: checks the harness, not speed")

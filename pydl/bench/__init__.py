@@ -25,11 +25,11 @@ def _progress(text):
 
 
 def run(names=None, *, repeat=None, threads=None, quick=False, json_path=None, out=None,
-        budget_s=1.5, warmup=2):
+        budget_s=1.0, warmup=2):
     """Benchmark the families ``names`` (all registered when empty); 0 if every check passed.
 
     names: family names or family modules; repeat: timed calls per implementation (default:
-    about ``budget_s`` seconds' worth, 5 to 20); threads: for pydl, torch and NumPy's OpenBLAS
+    about ``budget_s`` seconds' worth, 5 to 200); threads: for pydl, torch and NumPy's OpenBLAS
     alike (default: pydl's current count); quick: the tiny ``QUICK`` shapes, 2 calls, no
     warm-up beyond the checking call (for tests). Returns 1 when an implementation gave a
     wrong result or raised (it is reported in the table and the JSON, not timed).
@@ -49,10 +49,12 @@ def run(names=None, *, repeat=None, threads=None, quick=False, json_path=None, o
     machine.set_threads(pydl.get_num_threads() if threads is None else threads)
 
     info = machine.info()
-    calls = f"{repeat} calls" if repeat is not None else f"{harness.MIN_REPEAT}-{harness.MAX_REPEAT} calls (about {budget_s:g} s)"
+    calls = (f"{repeat} calls" if repeat is not None else
+             f"{harness.MIN_REPEAT}-{harness.MAX_REPEAT} calls (about {budget_s:g} s; `runs` column)")
     timing = (f"median and min of {calls} per implementation after 1 checking call and {warmup} warm-up "
               f"call{'s' * (warmup != 1)}; implementations alternated call by call, order reversed every "
-              f"other round; GC off while timing" + ("; --quick: tiny shapes" if quick else ""))
+              f"other round; GC off while timing; threads = the count each library was set to (a kernel "
+              f"may use fewer on a small input)" + ("; --quick: tiny shapes" if quick else ""))
     info.update(repeat=repeat, warmup=warmup, quick=quick, timing=timing)
     print(report.header(info, timing), file=out, flush=True)
 

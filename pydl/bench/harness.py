@@ -12,9 +12,12 @@ per implementation (``pydl``, ``reference``, ``numpy``, ``torch``) and the float
    every other round, so that a noisy moment on a shared machine hits every side of the
    ratio rather than one; each keeps its median and min.
 
-The number of timed calls adapts to the cost of a call (about ``budget_s`` seconds per
-implementation, between ``MIN_REPEAT`` and ``MAX_REPEAT`` calls) unless a fixed ``repeat``
-is asked for. The garbage collector is off while a case is timed.
+The number of timed calls adapts to the cost of a call: about ``budget_s`` seconds per
+implementation, between ``MIN_REPEAT`` and ``MAX_REPEAT`` calls, so that the samples of a
+fast kernel are spread over a second rather than bunched into one noisy moment; a case
+whose calls turn slow mid-way (a busy machine) stops after ``MIN_REPEAT`` rounds once it
+has spent ``DEADLINE_FACTOR`` times its budget. A fixed ``repeat`` is honoured exactly.
+The garbage collector is off while a case is timed.
 """
 import gc
 import math
@@ -25,7 +28,8 @@ from typing import Callable, Dict, List, Optional
 import numpy as np
 
 IMPLS = ("pydl", "reference", "numpy", "torch")
-MIN_REPEAT, MAX_REPEAT = 5, 20
+MIN_REPEAT, MAX_REPEAT = 5, 200
+DEADLINE_FACTOR = 3.0
 
 
 class Unavailable(Exception):
@@ -67,7 +71,7 @@ class Result:
     gbps: Optional[float]
     threads: Optional[int]
     error: Optional[str] = None  # why it was not timed: wrong result, or the exception it raised
-    repeat: int = 0
+    runs: int = 0  # timed calls behind the median (in the table, not the JSON)
 
     def record(self):
         return {"family": self.family, "case": self.case, "impl": self.impl,
@@ -183,7 +187,7 @@ def _repeats(seconds_per_call, repeat, budget_s):
     return max(MIN_REPEAT, min(MAX_REPEAT, want))
 
 
-def measure(family, case, *, repeat=None, warmup=2, budget_s=1.5):
+def measure(family, case, *, repeat=None, warmup=2, budget_s=1.0):
     """Check, warm up and time every implementation of ``case``; a list of :class:`Result`."""
     from .machine import impl_threads
 
@@ -215,8 +219,11 @@ def measure(family, case, *, repeat=None, warmup=2, budget_s=1.5):
                 best[name] = min(best[name], _timed(case.run[name]))
         left = {name: _repeats(best[name], repeat, budget_s) for name in timed}
         samples = {name: [] for name in timed}
+        deadline = time.perf_counter() + DEADLINE_FACTOR * budget_s * len(timed)
         r = 0
         while any(left.values()):
+            if repeat is None and r >= MIN_REPEAT and time.perf_counter() > deadline:
+                break
             for name in (timed if r % 2 == 0 else timed[::-1]):
                 if left[name]:
                     samples[name].append(_timed(case.run[name]))
@@ -232,5 +239,5 @@ def measure(family, case, *, repeat=None, warmup=2, budget_s=1.5):
             family, case.name, name, median_ms=med * 1e3, min_ms=min(samples[name]) * 1e3,
             gflops=case.flops / med / 1e9 if case.flops else None,
             gbps=case.bytes / med / 1e9 if case.bytes else None,
-            threads=threads[name], repeat=len(samples[name]))
+            threads=threads[name], runs=len(samples[name]))
     return [results[name] for name in impls]

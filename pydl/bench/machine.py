@@ -31,6 +31,26 @@ def cpu_model():
     return platform.processor() or platform.machine()
 
 
+def caches():
+    """Per-core data caches as text, e.g. ``"L1d 48K, L2 1024K, L3 32768K"`` (Linux; else None)."""
+    import glob
+
+    parts = []
+    for d in sorted(glob.glob("/sys/devices/system/cpu/cpu0/cache/index*")):
+        try:
+            with open(f"{d}/level") as f:
+                level = f.read().strip()
+            with open(f"{d}/type") as f:
+                kind = f.read().strip()
+            with open(f"{d}/size") as f:
+                size = f.read().strip()
+        except OSError:
+            continue
+        if kind != "Instruction":
+            parts.append(f"L{level}{'d' if kind == 'Data' else ''} {size}")
+    return ", ".join(parts) or None
+
+
 class _OpenBLAS:
     """NumPy's OpenBLAS through ctypes, or nothing (``lib`` None) where it is not found."""
 
@@ -127,6 +147,7 @@ def info():
         "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "cpus_usable": c["cpus_usable"],
+        "caches": caches(),
         "platform": platform.platform(),
         "python": sys.version.split()[0],
         "pydl": c["pydl"],

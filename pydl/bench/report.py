@@ -18,7 +18,8 @@ def header(m, timing):
     core = f", core {m['numpy_blas_core']}" if m["numpy_blas_core"] else ""
     blas_threads = m["numpy_blas_threads"] if m["numpy_blas_threads"] is not None else "?"
     rows = [
-        ("machine", f"{m['cpu']}, {m['cores']} cores ({m['cpus_usable']} usable), {m['platform']}"),
+        ("machine", f"{m['cpu']}, {m['cores']} cores ({m['cpus_usable']} usable)"
+                    + (f", caches {m['caches']}" if m.get("caches") else "") + f", {m['platform']}"),
         ("pydl", f"{m['pydl']}: ISA path {m['pydl_isa']} (best supported {m['pydl_isa_best']}), "
                  f"{m['pydl_build']}, {m['pydl_compiler']}, OpenMP {m['pydl_openmp']}, "
                  f"{m['pydl_threads']} threads"),
@@ -51,7 +52,7 @@ def family_table(family, results, notes):
     show_gflops = any(r.gflops is not None for r in results)
     show_gbps = any(r.gbps is not None for r in results)
     cols = ["case", "impl", "median ms", "min ms"]
-    cols += ["GFLOP/s"] * show_gflops + ["GB/s"] * show_gbps + ["threads", "other/pydl"]
+    cols += ["GFLOP/s"] * show_gflops + ["GB/s"] * show_gbps + ["threads", "runs", "other/pydl"]
     lines = [f"## {family}", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     pydl_median = {r.case: r.median_ms for r in results if r.impl == "pydl"}
     problems = []
@@ -69,7 +70,7 @@ def family_table(family, results, notes):
             ratio = f"{r.median_ms / base:.2f}"
         cells = [r.case if r.case != last_case else "", r.impl] + timing
         cells += [_fmt(r.gflops)] * show_gflops + [_fmt(r.gbps)] * show_gbps
-        cells += ["" if r.threads is None else str(r.threads), ratio]
+        cells += ["" if r.threads is None else str(r.threads), str(r.runs) if r.runs else "", ratio]
         lines.append("| " + " | ".join(cells) + " |")
         last_case = r.case
     lines.append("")
