@@ -1,0 +1,211 @@
+"""Creating tensors: from data, filled with a value, ranges, and random draws.
+
+Defaults follow PyTorch: float tensors are float32 (``pydl.get_default_dtype()``), integer
+ones int64. Random functions draw from the global generator of :mod:`pydl.random`
+(seeded by ``pydl.manual_seed``).
+"""
+import numpy as np
+
+from .. import random as _random
+from ..tensor import Tensor, _Defaults, _make, _to_array
+from .shape import _sizes
+
+
+def _finish(data, device, requires_grad):
+    t = _make(data)
+    if device is not None and str(device) != "cpu":
+        t = t.to(device)
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def _float_dtype(dtype):
+    return _Defaults.float_dtype if dtype is None else np.dtype(dtype)
+
+
+def tensor(data, dtype=None, device=None, requires_grad=False):
+    """A new tensor copying ``data`` (nested lists, numbers, arrays, tensors).
+
+    >>> pydl.tensor([[1, 2], [3, 4]])
+    tensor([[1, 2],
+            [3, 4]])
+    >>> pydl.tensor([1.0, 2.0], requires_grad=True)
+    tensor([1., 2.], requires_grad=True)
+    """
+    if isinstance(data, Tensor):
+        arr = data.data.astype(dtype if dtype is not None else data.dtype, copy=True)
+    else:
+        arr = _to_array(data, None if dtype is None else np.dtype(dtype))
+    return _finish(arr, device, requires_grad)
+
+
+def as_tensor(data, dtype=None, device=None):
+    """Like ``tensor`` but without a copy when ``data`` already is an array of that dtype."""
+    if isinstance(data, Tensor):
+        return data.to(dtype) if dtype is not None else data
+    if isinstance(data, np.ndarray) and (dtype is None or np.dtype(dtype) == data.dtype):
+        return _finish(data, device, False)
+    return tensor(data, dtype, device)
+
+
+def from_numpy(array):
+    """A tensor sharing memory with the NumPy ``array`` (no copy, dtype kept)."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy: expected np.ndarray (got {type(array).__name__})")
+    return _make(array)
+
+
+def _filled(fill, size, dtype, device, requires_grad, op):
+    shape = _sizes(size, op)
+    if any(s < 0 for s in shape):
+        raise RuntimeError(f"{op}: Trying to create tensor with negative dimension: {list(shape)}")
+    return _finish(fill(shape, dtype), device, requires_grad)
+
+
+def zeros(*size, dtype=None, device=None, requires_grad=False):
+    """A tensor of zeros: ``zeros(2, 3)`` or ``zeros((2, 3))``."""
+    return _filled(np.zeros, size, _float_dtype(dtype), device, requires_grad, "zeros")
+
+
+def ones(*size, dtype=None, device=None, requires_grad=False):
+    """A tensor of ones."""
+    return _filled(np.ones, size, _float_dtype(dtype), device, requires_grad, "ones")
+
+
+def empty(*size, dtype=None, device=None, requires_grad=False):
+    """An uninitialised tensor."""
+    return _filled(np.empty, size, _float_dtype(dtype), device, requires_grad, "empty")
+
+
+def _fill_dtype(value):
+    if isinstance(value, (bool, np.bool_)):
+        return np.dtype(np.bool_)
+    if isinstance(value, (int, np.integer)):
+        return np.dtype(np.int64)
+    if isinstance(value, complex):
+        return np.dtype(np.complex64)
+    return _Defaults.float_dtype
+
+
+def full(size, fill_value, dtype=None, device=None, requires_grad=False):
+    """A tensor filled with ``fill_value`` (its dtype inferred from the value, like PyTorch)."""
+    if isinstance(fill_value, Tensor):
+        fill_value = fill_value.item()
+    dt = _fill_dtype(fill_value) if dtype is None else np.dtype(dtype)
+    return _filled(lambda s, d: np.full(s, fill_value, dtype=d), (size,) if isinstance(size, int) else size, dt,
+                   device, requires_grad, "full")
+
+
+def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):
+    """Values from start (default 0) up to end, excluded, by step.
+
+    >>> pydl.arange(5)
+    tensor([0, 1, 2, 3, 4])
+    """
+    if end is None:
+        start, end = 0, start
+    vals = [v.item() if isinstance(v, Tensor) else v for v in (start, end, step)]
+    if step == 0:
+        raise RuntimeError("arange: step must be nonzero")
+    if dtype is None:
+        dtype = np.int64 if all(isinstance(v, (int, np.integer)) for v in vals) else _Defaults.float_dtype
+    # computed in float64 then cast, so float32 ranges have PyTorch's length and values
+    data = np.arange(*vals, dtype=np.float64 if np.dtype(dtype).kind == "f" else dtype).astype(dtype)
+    return _finish(data, device, requires_grad)
+
+
+def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
+    """``steps`` evenly spaced values from start to end, both included."""
+    return _finish(np.linspace(start, end, int(steps), dtype=np.float64).astype(_float_dtype(dtype)), device,
+                   requires_grad)
+
+
+def logspace(start, end, steps, base=10.0, dtype=None, device=None, requires_grad=False):
+    return _finish(np.logspace(start, end, int(steps), base=base).astype(_float_dtype(dtype)), device, requires_grad)
+
+
+def eye(n, m=None, dtype=None, device=None, requires_grad=False):
+    """The identity matrix (n x m)."""
+    return _finish(np.eye(n, m, dtype=_float_dtype(dtype)), device, requires_grad)
+
+
+def _generator(generator):
+    return _random.default_generator() if generator is None else generator
+
+
+def randn(*size, generator=None, dtype=None, device=None, requires_grad=False):
+    """Standard normal samples."""
+    shape = _sizes(size, "randn")
+    data = _generator(generator).standard_normal(shape, dtype=np.float64).astype(_float_dtype(dtype))
+    return _finish(data, device, requires_grad)
+
+
+def rand(*size, generator=None, dtype=None, device=None, requires_grad=False):
+    """Uniform samples in [0, 1)."""
+    shape = _sizes(size, "rand")
+    data = _generator(generator).random(shape, dtype=np.float64).astype(_float_dtype(dtype))
+    return _finish(data, device, requires_grad)
+
+
+def randint(low=0, high=None, size=None, *, generator=None, dtype=None, device=None, requires_grad=False):
+    """Integers uniform in [low, high): ``randint(high, size)`` or ``randint(low, high, size)``."""
+    if size is None:
+        if high is None or not isinstance(high, (tuple, list)):
+            raise TypeError("randint: size is required, e.g. randint(10, (3,)) or randint(0, 10, (3,))")
+        low, high, size = 0, low, high
+    shape = _sizes((size,) if isinstance(size, int) else size, "randint")
+    if high <= low:
+        raise RuntimeError(f"randint: expects 'from' ({low}) to be less than 'to' ({high})")
+    data = _generator(generator).integers(low, high, size=shape, dtype=np.int64)
+    return _finish(data.astype(dtype) if dtype is not None else data, device, requires_grad)
+
+
+def randperm(n, *, generator=None, dtype=None, device=None):
+    """A random permutation of 0..n-1."""
+    data = _generator(generator).permutation(int(n)).astype(np.int64 if dtype is None else dtype)
+    return _finish(data, device, False)
+
+
+def normal(mean, std, size=None, *, generator=None, dtype=None):
+    """Normal samples with the given mean and std (numbers with ``size``, or tensors)."""
+    m = mean.data if isinstance(mean, Tensor) else mean
+    s = std.data if isinstance(std, Tensor) else std
+    shape = np.broadcast_shapes(np.shape(m), np.shape(s)) if size is None else _sizes((size,), "normal")
+    out_dt = getattr(m, "dtype", None) if isinstance(mean, Tensor) else None
+    data = m + s * _generator(generator).standard_normal(shape)
+    return _make(np.asarray(data).astype(out_dt or _float_dtype(dtype)))
+
+
+def _like(input, dtype):
+    return input.data.dtype if dtype is None else np.dtype(dtype)
+
+
+def zeros_like(input, dtype=None, device=None, requires_grad=False):
+    return _finish(np.zeros(input.shape, dtype=_like(input, dtype)), device, requires_grad)
+
+
+def ones_like(input, dtype=None, device=None, requires_grad=False):
+    return _finish(np.ones(input.shape, dtype=_like(input, dtype)), device, requires_grad)
+
+
+def empty_like(input, dtype=None, device=None, requires_grad=False):
+    return _finish(np.empty(input.shape, dtype=_like(input, dtype)), device, requires_grad)
+
+
+def full_like(input, fill_value, dtype=None, device=None, requires_grad=False):
+    return _finish(np.full(input.shape, fill_value, dtype=_like(input, dtype)), device, requires_grad)
+
+
+def randn_like(input, dtype=None, device=None, requires_grad=False):
+    return randn(*input.shape, dtype=_like(input, dtype), device=device, requires_grad=requires_grad)
+
+
+def rand_like(input, dtype=None, device=None, requires_grad=False):
+    return rand(*input.shape, dtype=_like(input, dtype), device=device, requires_grad=requires_grad)
+
+
+def randint_like(input, low=0, high=None, dtype=None, device=None):
+    if high is None:
+        low, high = 0, low
+    return randint(low, high, tuple(input.shape), dtype=_like(input, dtype), device=device)
