@@ -15,8 +15,8 @@
 // Legend: N rows (batch), C columns (classes), W SIMD lanes.
 //
 // Algorithm: one thread owns a row from start to finish (OpenMP, static split of the
-// rows), so a row of C <= ~10K floats stays in L1 between its sweeps, and results are
-// bitwise the same for any thread count. A softmax row takes three sweeps:
+// rows), so its input and output (2 C elements: C up to ~5K floats) stay in L1 between
+// its sweeps (in L2 up to ~100K), and results are bitwise the same for any thread count. A softmax row takes three sweeps:
 //   1. m = max_c x_c                      (the only sweep that reads memory)
 //   2. e_c = exp(x_c - m) into y, s = sum_c e_c
 //   3. y_c = e_c / s                      (in L1)

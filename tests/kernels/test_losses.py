@@ -478,3 +478,26 @@ def test_svm_loss_bad_input_raises_clear_errors(make, kw, exc, message):
 def test_registry_lists_the_losses():
     for op in ["cross_entropy_forward", "cross_entropy_backward", "svm_loss_forward", "svm_loss_backward"]:
         assert kernels.available(op)[:2] == ["reference", "cpu"]
+
+
+def test_cpu_functions_take_the_reference_argument_names():
+    # The C++ bindings cannot be inspected; call them with every argument by the name
+    # the reference uses, and check keyword-only arguments are keyword-only in both.
+    import inspect
+
+    z, t = np.ones((3, 4), np.float32), np.array([0, 1, 2])
+    values = dict(x=z, y=z, grad_y=z, logits=z, scores=z, target=t, weight=None, ignore_index=-100,
+                  label_smoothing=0.0, reduction="mean", margin=1.0, grad_loss=1.0)
+    for op in ["softmax_forward", "softmax_backward", "log_softmax_forward", "log_softmax_backward",
+               "cross_entropy_forward", "cross_entropy_backward", "svm_loss_forward", "svm_loss_backward"]:
+        params = inspect.signature(getattr(reference, op)).parameters
+        if "cache" in params:
+            forward = op.replace("backward", "forward")
+            values["cache"] = kernels.get(forward)(z, t)[1]
+        kernels.get(op)(**{name: values[name] for name in params})
+        keyword_only = [p for p in params.values() if p.kind is p.KEYWORD_ONLY]
+        if keyword_only:
+            positional = [values[p.name] for p in params.values()]
+            for backend in ["reference", "cpu"]:
+                with pytest.raises(TypeError):
+                    kernels.get(op, backend)(*positional)
