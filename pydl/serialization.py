@@ -91,7 +91,9 @@ def _encode(value, path, tensors, checksums):
     if isinstance(value, (_tensor_class(), np.ndarray)) or hasattr(value, "__cuda_array_interface__"):
         arr = _host_array(value)
         if arr.dtype.kind not in "biuf" or arr.dtype.itemsize > 8:
-            raise TypeError(f"pydl.save: the tensor at {_where(path)} has dtype {arr.dtype}, which safetensors cannot store")
+            raise TypeError(
+                f"pydl.save: the tensor at {_where(path)} has dtype {arr.dtype}, which safetensors cannot store"
+            )
         key = ".".join(str(k) for k in path) or "tensor"
         if key in tensors:
             raise ValueError(
@@ -129,7 +131,9 @@ def _decode(node, arrays, where):
         if "__tensor__" in node:
             key = node["__tensor__"]
             if key not in arrays:
-                raise CheckpointError(f"pydl.load: {where} is corrupted: its metadata names a tensor {key!r} it does not hold")
+                raise CheckpointError(
+                    f"pydl.load: {where} is corrupted: its metadata names a tensor {key!r} it does not hold"
+                )
             return _tensor_class()(arrays[key])
         if "__tuple__" in node:
             return tuple(_decode(v, arrays, where) for v in node["__tuple__"])

@@ -43,7 +43,8 @@ class Adagrad(Optimizer):
         [0.5 1.5]
     """
 
-    def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0, eps=1e-10, *, maximize=False):
+    def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0, eps=1e-10, *,
+                 maximize=False):
         defaults = dict(
             lr=lr,
             lr_decay=lr_decay,

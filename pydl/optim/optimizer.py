@@ -257,7 +257,9 @@ class Optimizer:
         if len(groups) != len(saved_groups):
             raise ValueError("loaded state dict has a different number of parameter groups")
         if any(len(g["params"]) != len(s["params"]) for g, s in zip(groups, saved_groups)):
-            raise ValueError("loaded state dict contains a parameter group that doesn't match the size of optimizer's group")
+            raise ValueError(
+                "loaded state dict contains a parameter group that doesn't match the size of optimizer's group"
+            )
         param_of = {
             _index(i): p
             for i, p in zip(
@@ -287,7 +289,8 @@ class Optimizer:
                             f"shape {tuple(arr.shape)} but the parameter has shape {tuple(param.shape)}"
                         )
                     if isinstance(param, np.ndarray):
-                        arr = np.array(arr, dtype=param.dtype if np.issubdtype(np.asarray(arr).dtype, np.floating) else None)
+                        floating = np.asarray(arr).dtype.kind == "f"
+                        arr = np.array(arr, dtype=param.dtype if floating else None)
                     else:  # CuPy parameter: move the buffer to its device
                         import cupy
 

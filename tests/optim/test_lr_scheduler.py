@@ -330,10 +330,13 @@ def test_lambda_lr_state_dict_keeps_callable_object_state():
 @pytest.mark.parametrize(
     "build,exc,message",
     [
-        (lambda o: sched.LinearLR(o, start_factor=0), ValueError, "Starting multiplicative factor expected to be greater than 0"),
+        (lambda o: sched.LinearLR(o, start_factor=0), ValueError,
+         "Starting multiplicative factor expected to be greater than 0"),
         (lambda o: sched.LinearLR(o, start_factor=1.5), ValueError, "Starting multiplicative factor"),
-        (lambda o: sched.LinearLR(o, end_factor=-0.1), ValueError, "Ending multiplicative factor expected to be between 0 and 1"),
-        (lambda o: sched.ConstantLR(o, factor=1.5), ValueError, "Constant multiplicative factor expected to be between 0 and 1"),
+        (lambda o: sched.LinearLR(o, end_factor=-0.1), ValueError,
+         "Ending multiplicative factor expected to be between 0 and 1"),
+        (lambda o: sched.ConstantLR(o, factor=1.5), ValueError,
+         "Constant multiplicative factor expected to be between 0 and 1"),
         (lambda o: sched.LambdaLR(o, [lambda e: 1.0] * 3), ValueError, "Expected 1 lr_lambdas, but got 3"),
         (lambda o: sched.InverseSquareRootLR(o, warmup_steps=0), ValueError, "warmup_steps must be a positive integer"),
         (lambda o: sched.StepLR(o, step_size=0), ValueError, "step_size must be a positive integer"),

@@ -34,7 +34,8 @@ def ref_sgd(theta, grads, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nest
     return theta
 
 
-def ref_adagrad(theta, grads, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0, eps=1e-10, maximize=False):
+def ref_adagrad(theta, grads, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0, eps=1e-10,
+                maximize=False):
     theta = theta.astype(np.float64)
     state_sum = np.full_like(theta, initial_accumulator_value)
     for t, g in enumerate(grads, 1):
@@ -47,7 +48,8 @@ def ref_adagrad(theta, grads, lr=1e-2, lr_decay=0, weight_decay=0, initial_accum
     return theta
 
 
-def ref_rmsprop(theta, grads, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False, maximize=False):
+def ref_rmsprop(theta, grads, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False,
+                maximize=False):
     theta = theta.astype(np.float64)
     v = np.zeros_like(theta)
     g_ave = np.zeros_like(theta)
@@ -193,7 +195,6 @@ def test_parameters_without_gradient_are_skipped(cls, ref, kw, rng):
     grads = make_grads(rng)
     for step in (1, 4):  # param 1 gets no gradient on these steps: its step count does not advance
         grads[step][1] = None
-    grads_2 = [step[2] for step in grads]
     for step in grads:
         step[2] = None  # param 2 never gets one
     opt = cls(params, **kw)
@@ -201,7 +202,6 @@ def test_parameters_without_gradient_are_skipped(cls, ref, kw, rng):
     assert np.array_equal(params[2].data, init[2]) and params[2] not in opt.state
     expected = ref(init[1], [step[1] for step in grads if step[1] is not None], **kw)
     assert_close(params[1].data, expected, np.float32, rtol=2e-5, atol=2e-6)
-    del grads_2
 
 
 def test_seed_formulas_are_the_same_algorithms(rng):
