@@ -23,7 +23,7 @@ _ndarray = np.ndarray
 def _fix_promotion(out, a_dtype, b_dtype):
     """PyTorch's promotion where NumPy's differs: int op float gives the float's dtype
     (not float64), int / int gives the default float."""
-    if out.dtype == _f64 and a_dtype != _f64 and b_dtype != _f64:
+    if out.dtype == _f64 and a_dtype != _f64 and (b_dtype is None or b_dtype != _f64):  # dtype(None) is f64
         if a_dtype is not None and a_dtype.kind == "f":
             return out.astype(a_dtype)
         if b_dtype is not None and b_dtype.kind == "f":
@@ -36,6 +36,8 @@ def _operand(b):
     """(array or number, edge, requires_grad) of the second operand; None if unsupported."""
     if isinstance(b, Tensor):
         return b.data, b.grad_fn or (b if b.requires_grad else None), b.requires_grad
+    if isinstance(b, np.generic):  # a NumPy scalar counts as a Python number (PyTorch's weak scalars)
+        return b.item(), None, False
     if isinstance(b, _SCALARS) or b.__class__ is _ndarray:
         return b, None, False
     return None, None, None

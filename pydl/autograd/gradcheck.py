@@ -122,5 +122,5 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True, 
     out_idx = np.unravel_index(k, outs[oi].shape) if outs[oi].ndim else ()
     raise GradcheckError(
         f"gradcheck: Jacobian mismatch for output {oi} with respect to input {i}: worst at output index "
-        f"{tuple(int(v) for v in out_idx)}, input index {tuple(int(v) for v in in_idx)}: numerical {num!r}, "
-        f"analytical {ana!r}, |diff| {err:.3g} > allowed {allowed:.3g} (eps={eps}, atol={atol}, rtol={rtol})")
+        f"{tuple(int(v) for v in out_idx)}, input index {tuple(int(v) for v in in_idx)}: numerical {float(num)!r}, "
+        f"analytical {float(ana)!r}, |diff| {err:.3g} > allowed {allowed:.3g} (eps={eps}, atol={atol}, rtol={rtol})")
