@@ -101,7 +101,8 @@ def test_checkpoints_move_between_pydl_and_torch(tmp_path):
     theirs = torch.nn.Linear(4, 3)
     theirs.load_state_dict(st_torch.load_file(str(path)))
     x = np.random.default_rng(0).standard_normal((2, 4)).astype(np.float32)
-    np.testing.assert_allclose(ours(pydl.tensor(x)).data, theirs(torch.tensor(x)).detach().numpy(), rtol=1e-5, atol=1e-6)
+    want = theirs(torch.tensor(x)).detach().numpy()
+    np.testing.assert_allclose(ours(pydl.tensor(x)).data, want, rtol=1e-5, atol=1e-6)
 
     with torch.no_grad():
         theirs.weight.mul_(2.0)
