@@ -24,10 +24,10 @@ from ._ops.creation import (arange, as_tensor, empty, empty_like, eye, from_nump
                             randn_like, randperm, tensor, zeros, zeros_like)
 from ._ops.indexing import gather, index_select, masked_fill, nonzero, take, where
 from ._ops.linalg import bmm, dot, matmul, mm, mv, outer
-from ._ops.pointwise import (abs, allclose, ceil, clamp, clamp_max, clamp_min, cos, div, eq, equal, exp, expm1,
-                             floor, ge, gt, isfinite, isinf, isnan, le, log, log1p, logical_and, logical_not,
-                             logical_or, lt, maximum, minimum, mul, ne, neg, pow, reciprocal, relu, round, rsqrt,
-                             sigmoid, sign, sin, sqrt, square, sub, tanh, trunc)
+from ._ops.pointwise import (allclose, div, eq, equal, ge, gt, isfinite, isinf, isnan, le, logical_and, logical_not,
+                             logical_or, lt, maximum, minimum, mul, ne, pow, sub)
+from ._ops.unary import (abs, ceil, clamp, clamp_max, clamp_min, cos, exp, expm1, floor, log, log1p, neg,
+                         reciprocal, relu, round, rsqrt, sigmoid, sign, sin, sqrt, square, tanh, trunc)
 from ._ops.pointwise import add as _add_op
 from ._ops.reduction import (all, amax, amin, any, argmax, argmin, count_nonzero, cumsum, logsumexp, max, mean,
                              min, norm, prod, std, sum, var)
@@ -72,4 +72,5 @@ _TENSOR_API = [
     "stack", "std", "sub", "sum", "t", "take", "tanh", "tensor", "transpose", "trunc", "uint8", "unbind",
     "unflatten", "unsqueeze", "var", "where", "zeros", "zeros_like",
 ]
-__all__ = _TENSOR_API + ["__version__", "cuda", "get_num_threads", "kernels", "load", "optim", "save", "set_num_threads", "show_config"]
+__all__ = _TENSOR_API + ["__version__", "cuda", "get_num_threads", "kernels", "load", "optim", "save",
+                         "set_num_threads", "show_config"]

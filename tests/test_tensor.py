@@ -391,3 +391,27 @@ def test_hashable_and_usable_as_dict_key():
     a, b = pydl.ones(1), pydl.ones(1)
     d = {a: 1, b: 2}
     assert d[a] == 1 and d[b] == 2 and len({a, b}) == 2
+
+
+# ------------------------------------------------------------------- doctests
+DOC_MODULES = ["pydl.tensor", "pydl.random", "pydl._ops.creation", "pydl._ops.pointwise", "pydl._ops.unary",
+               "pydl._ops.reduction", "pydl._ops.shape", "pydl._ops.indexing", "pydl._ops.linalg",
+               "pydl.autograd.function", "pydl.autograd.engine", "pydl.autograd.grad_mode",
+               "pydl.autograd.gradcheck", "pydl.nn.parameter", "pydl.nn.init", "pydl.nn.modules.module",
+               "pydl.nn.modules.container", "pydl.nn.modules.linear", "pydl.nn.modules.activation",
+               "pydl.nn.functional._activation", "pydl.nn.functional._linear", "pydl.nn.functional._loss"]
+
+
+@pytest.mark.parametrize("name", DOC_MODULES)
+def test_docstring_examples(name):
+    """The examples in the docstrings run and print what they show."""
+    import doctest
+    import importlib
+
+    try:
+        mod = importlib.import_module(name)
+    except ModuleNotFoundError:
+        pytest.skip(f"{name} does not exist")
+    result = doctest.testmod(mod, extraglobs={"pydl": pydl, "np": np}, optionflags=doctest.NORMALIZE_WHITESPACE,
+                             verbose=False)
+    assert result.failed == 0, f"{result.failed} docstring example(s) of {name} failed (run doctest for details)"

@@ -13,6 +13,7 @@ from . import linalg as la
 from . import pointwise as pw
 from . import reduction as rd
 from . import shape as sh
+from . import unary as un
 
 T = Tensor
 
@@ -27,9 +28,9 @@ T.__pow__ = pw.pow
 T.__rpow__ = pw.rpow
 T.__matmul__ = la.matmul
 T.__rmatmul__ = la.rmatmul
-T.__neg__ = pw.neg
+T.__neg__ = un.neg
 T.__pos__ = lambda self: self
-T.__abs__ = pw.abs
+T.__abs__ = un.abs
 T.__eq__ = pw.eq
 T.__ne__ = pw.ne
 T.__lt__ = pw.lt
@@ -61,7 +62,7 @@ T.mul = T.multiply = pw.mul
 T.div = T.divide = pw.div
 T.true_divide = pw.div
 T.pow = pw.pow
-T.neg = T.negative = pw.neg
+T.neg = T.negative = un.neg
 T.matmul = T.mm = la.matmul
 T.bmm = la.bmm
 T.dot = la.dot
@@ -85,9 +86,9 @@ T.allclose = pw.allclose
 T.equal = pw.equal
 for _name in ("exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "reciprocal", "square", "abs", "tanh", "sigmoid",
               "relu", "sin", "cos", "sign", "floor", "ceil", "round", "trunc", "clamp", "clamp_min", "clamp_max"):
-    setattr(T, _name, getattr(pw, _name))
-T.clip = pw.clamp
-T.absolute = pw.abs
+    setattr(T, _name, getattr(un, _name))
+T.clip = un.clamp
+T.absolute = un.abs
 
 for _name in ("sum", "mean", "amax", "amin", "max", "min", "argmax", "argmin", "var", "std", "logsumexp", "prod",
               "norm", "cumsum", "all", "any", "count_nonzero"):
@@ -200,7 +201,7 @@ def relu_(self):
 
 def sigmoid_(self):
     self._check_inplace("sigmoid_")
-    self.data[...] = pw.sigmoid(Tensor._make(self.data)).data
+    self.data[...] = un.sigmoid(Tensor._make(self.data)).data
     return self
 
 

@@ -2,7 +2,7 @@
 
     >>> import pydl.nn.functional as F
 """
-from ..._ops.pointwise import tanh, sigmoid  # noqa: F401  (also F.tanh / F.sigmoid, like PyTorch)
+from ..._ops.unary import sigmoid, tanh  # noqa: F401  (also F.tanh / F.sigmoid, like PyTorch)
 from ._activation import (celu, elu, gelu, hardtanh, leaky_relu, log_softmax, logsigmoid, maxout, prelu, relu,
                           relu6, selu, silu, softmax, softmin, softplus)
 from ._linear import dropout, embedding, linear, one_hot

@@ -12,6 +12,7 @@ import numpy as np
 
 from ... import kernels as _kernels_registry
 from ..._ops import pointwise as _pw
+from ..._ops import unary as _un
 from ...autograd.function import Node, sum_to_shape
 from ...autograd.grad_mode import GradMode
 from ...tensor import Tensor, _make
@@ -37,16 +38,16 @@ def _check_float(input, op):
 
 def relu(input, inplace=False):
     """max(0, x). (``inplace`` is accepted; the result is always a new tensor.)"""
-    return _pw.relu(input)
+    return _un.relu(input)
 
 
 def sigmoid(input):
     """1 / (1 + exp(-x))."""
-    return _pw.sigmoid(input)
+    return _un.sigmoid(input)
 
 
 def tanh(input):
-    return _pw.tanh(input)
+    return _un.tanh(input)
 
 
 class _SlopeBackward(Node):
@@ -143,7 +144,7 @@ def selu(input, inplace=False):
 
 def celu(input, alpha=1.0, inplace=False):
     """max(0, x) + min(0, alpha (e^(x/alpha) - 1))."""
-    return _pw.maximum(input, 0.0) + _pw.minimum(alpha * _pw.expm1(input / alpha), 0.0)
+    return _pw.maximum(input, 0.0) + _pw.minimum(alpha * _un.expm1(input / alpha), 0.0)
 
 
 try:  # SciPy's erf is fast; the fallback is exact but runs math.erf per element
@@ -236,11 +237,11 @@ def logsigmoid(input):
 
 
 def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
-    return _pw.clamp(input, min_val, max_val)
+    return _un.clamp(input, min_val, max_val)
 
 
 def relu6(input, inplace=False):
-    return _pw.clamp(input, 0.0, 6.0)
+    return _un.clamp(input, 0.0, 6.0)
 
 
 # ----------------------------------------------------------------- softmax family
