@@ -17,8 +17,8 @@ from . import cuda, kernels
 from . import autograd, random
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .random import initial_seed, manual_seed, seed
-from .tensor import (Tensor, bool, device, double, float, float16, float32, float64, get_default_dtype, half, int,
-                     int8, int16, int32, int64, long, set_default_dtype, uint8)
+from .tensor import (Tensor, bool, device, double, float, float16, float32, float64, from_dlpack,
+                     get_default_dtype, half, int, int8, int16, int32, int64, long, set_default_dtype, uint8)
 from ._ops.creation import (arange, as_tensor, empty, empty_like, eye, from_numpy, full, full_like, linspace,
                             logspace, normal, ones, ones_like, rand, rand_like, randint, randint_like, randn,
                             randn_like, randperm, tensor, zeros, zeros_like)
@@ -61,7 +61,8 @@ _TENSOR_API = [
     "autograd", "bmm", "bool", "broadcast_to", "cat", "ceil", "chunk", "clamp", "clamp_max", "clamp_min", "clip",
     "clone", "concat", "concatenate", "cos", "count_nonzero", "cumsum", "device", "div", "dot", "double", "empty",
     "empty_like", "enable_grad", "eq", "equal", "exp", "expm1", "eye", "flatten", "flip", "float", "float16",
-    "float32", "float64", "floor", "from_numpy", "full", "full_like", "gather", "ge", "get_default_dtype", "gt",
+    "float32", "float64", "floor", "from_dlpack", "from_numpy", "full", "full_like", "gather", "ge",
+    "get_default_dtype", "gt",
     "half", "index_select", "initial_seed", "int", "int8", "int16", "int32", "int64", "is_grad_enabled",
     "is_tensor", "isfinite", "isinf", "isnan", "le", "linspace", "log", "log1p", "logical_and", "logical_not",
     "logical_or", "logspace", "logsumexp", "long", "lt", "manual_seed", "masked_fill", "matmul", "max", "maximum",

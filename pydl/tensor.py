@@ -13,7 +13,8 @@ import numpy as np
 
 from .autograd.grad_mode import GradMode
 
-__all__ = ["Tensor", "bool", "device", "double", "float", "float16", "float32", "float64", "get_default_dtype",
+__all__ = ["Tensor", "bool", "device", "double", "float", "float16", "float32", "float64", "from_dlpack",
+           "get_default_dtype",
            "half", "int", "int8", "int16", "int32", "int64", "long", "set_default_dtype", "uint8"]
 
 _builtin_bool, _builtin_float, _builtin_int = bool, float, int
@@ -399,6 +400,64 @@ class Tensor:
 
     def __str__(self):
         return _format(self)
+
+    def __deepcopy__(self, memo):
+        if self.grad_fn is not None:
+            raise RuntimeError("Only Tensors created explicitly by the user (graph leaves) support the deepcopy "
+                               "protocol at the moment.  If you were attempting to deepcopy a module, this may be "
+                               "because of a torch.nn.utils.weight_norm usage, see "
+                               "https://github.com/pytorch/pytorch/pull/103001")
+        if id(self) in memo:
+            return memo[id(self)]
+        new = _new(type(self))
+        memo[id(self)] = new
+        new.data = self.data.copy()
+        new.grad = None if self.grad is None else self.grad.__deepcopy__(memo)
+        new.grad_fn = None
+        new.requires_grad = self.requires_grad
+        new._hooks = None
+        for k, v in getattr(self, "__dict__", {}).items():
+            import copy
+
+            new.__dict__[k] = copy.deepcopy(v, memo)
+        return new
+
+    def __reduce_ex__(self, protocol):
+        # pickles the values and the flag, never the graph (like PyTorch's leaves)
+        return (_rebuild, (type(self), self.__array__(), self.requires_grad))
+
+    # DLPack: zero-copy exchange with NumPy, CuPy and PyTorch
+    def __dlpack__(self, *args, **kwargs):
+        return self.data.__dlpack__(*args, **kwargs)
+
+    def __dlpack_device__(self):
+        return self.data.__dlpack_device__()
+
+
+def _rebuild(cls, data, requires_grad):
+    t = _new(cls)
+    t.data = data
+    t.grad = None
+    t.grad_fn = None
+    t.requires_grad = requires_grad
+    t._hooks = None
+    return t
+
+
+def from_dlpack(ext_tensor):
+    """A tensor sharing memory with any DLPack producer (a NumPy or CuPy array, a PyTorch
+    tensor); GPU producers give a CuPy-backed tensor.
+
+    >>> t = pydl.from_dlpack(np.arange(3.0))
+    >>> t
+    tensor([0., 1., 2.], dtype=pydl.float64)
+    """
+    dev_type = ext_tensor.__dlpack_device__()[0] if hasattr(ext_tensor, "__dlpack_device__") else 1
+    if dev_type == 1:  # kDLCPU
+        return _make(np.from_dlpack(ext_tensor))
+    import cupy
+
+    return _make(cupy.from_dlpack(ext_tensor))
 
 
 def _format(t):

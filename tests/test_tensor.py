@@ -415,3 +415,31 @@ def test_docstring_examples(name):
     result = doctest.testmod(mod, extraglobs={"pydl": pydl, "np": np}, optionflags=doctest.NORMALIZE_WHITESPACE,
                              verbose=False)
     assert result.failed == 0, f"{result.failed} docstring example(s) of {name} failed (run doctest for details)"
+
+
+def test_public_api_names_exist():
+    for name in pydl.__all__:
+        assert hasattr(pydl, name), name
+    assert pydl.float32 is pydl.tensor([1.0]).dtype and pydl.long == pydl.int64
+
+
+def test_dlpack_round_trip():
+    a = np.arange(4.0)
+    t = pydl.from_dlpack(a)
+    assert np.shares_memory(t.data, a)
+    back = np.from_dlpack(t)
+    assert np.shares_memory(back, a)
+
+
+def test_deepcopy_and_pickle_of_tensors():
+    import copy
+    import pickle
+
+    x = pydl.ones(2, requires_grad=True)
+    (x * 2).sum().backward()
+    y = copy.deepcopy(x)
+    assert y is not x and y.requires_grad and y.grad.tolist() == [2.0, 2.0] and not np.shares_memory(y.data, x.data)
+    z = pickle.loads(pickle.dumps(x))
+    assert z.requires_grad and z.tolist() == [1.0, 1.0] and z.grad is None
+    with pytest.raises(RuntimeError, match="graph leaves"):
+        copy.deepcopy(x * 2)

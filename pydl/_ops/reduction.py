@@ -71,6 +71,10 @@ def sum(a, dim=None, keepdim=False, *, dtype=None):
     return _make(out)
 
 
+class MeanBackward(SumBackward):
+    """Every averaged element receives the upstream gradient over the count."""
+
+
 def mean(a, dim=None, keepdim=False, *, dtype=None):
     x = a.data
     if x.dtype.kind not in "fc" and dtype is None:
@@ -80,8 +84,8 @@ def mean(a, dim=None, keepdim=False, *, dtype=None):
     out = x.mean(axis=axes, keepdims=keepdim, dtype=dtype)
     if GradMode.enabled and a.requires_grad:
         count = x.size if axes is None else int(np.prod([x.shape[i] for i in axes]))
-        return _make(out, SumBackward((a.grad_fn or a,), x.shape, _keep_shape(x.shape, axes),
-                                      1.0 / count if count else float("nan")))
+        return _make(out, MeanBackward((a.grad_fn or a,), x.shape, _keep_shape(x.shape, axes),
+                                       1.0 / count if count else float("nan")))
     return _make(out)
 
 

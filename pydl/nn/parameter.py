@@ -37,14 +37,7 @@ class Parameter(Tensor):
         return "Parameter containing:\n" + super().__repr__()
 
     def __reduce_ex__(self, protocol):
-        return (Parameter, (self.data, self.requires_grad))
-
-    def __deepcopy__(self, memo):
-        if id(self) in memo:
-            return memo[id(self)]
-        p = Parameter(self.data.copy(), self.requires_grad)
-        memo[id(self)] = p
-        return p
+        return (Parameter, (self.__array__(), self.requires_grad))
 
 
 class Buffer(Tensor):

@@ -435,3 +435,35 @@ def test_dropout(rng):
 def test_one_hot():
     assert F.one_hot(pydl.tensor([0, 2])).tolist() == [[1, 0, 0], [0, 0, 1]]
     assert F.one_hot(pydl.tensor([1]), 4).shape == (1, 4)
+
+
+def test_numpy_paths_without_kernels(rng, monkeypatch):
+    """Where a backend has no softmax-family kernel (CuPy today, float16), the same
+    results come from tensor operations."""
+    from pydl.nn.functional import _activation, _loss
+
+    x = rng.standard_normal((6, 4))
+    y = rng.integers(0, 4, 6)
+    y[2] = -100
+    w = rng.uniform(0.5, 2, 4)
+    with_kernels = [F.softmax(t64(x, False), 0), F.log_softmax(t64(x, False), 1),
+                    F.cross_entropy(t64(x, False), pydl.tensor(y), weight=t64(w, False), label_smoothing=0.1),
+                    F.multi_margin_loss(t64(x, False), pydl.tensor(np.maximum(y, 0))),
+                    F.svm_loss(t64(x, False), pydl.tensor(np.maximum(y, 0)), reduction="none")]
+    monkeypatch.setattr(_activation, "_kernel", lambda name, arr: None)
+    monkeypatch.setattr(_loss, "_kernel", lambda name, arr: None)
+    without = [F.softmax(t64(x, False), 0), F.log_softmax(t64(x, False), 1),
+               F.cross_entropy(t64(x, False), pydl.tensor(y), weight=t64(w, False), label_smoothing=0.1),
+               F.multi_margin_loss(t64(x, False), pydl.tensor(np.maximum(y, 0))),
+               F.svm_loss(t64(x, False), pydl.tensor(np.maximum(y, 0)), reduction="none")]
+    for a, b in zip(with_kernels, without):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-12, atol=1e-14)
+    assert gradcheck(lambda t: F.softmax(t, 1), (t64(x),))
+    assert gradcheck(lambda t: F.cross_entropy(t, pydl.tensor(y), label_smoothing=0.2), (t64(x),))
+    assert gradcheck(lambda t: F.multi_margin_loss(t, pydl.tensor(np.maximum(y, 0))), (t64(x),))
+
+
+def test_grad_fn_names():
+    x = pydl.ones(2, 3, requires_grad=True)
+    assert F.cross_entropy(x, pydl.tensor([0, 1])).grad_fn.name() == "CrossEntropyLossBackward"
+    assert x.mean().grad_fn.name() == "MeanBackward"

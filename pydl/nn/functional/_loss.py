@@ -91,9 +91,13 @@ class _FusedLossBackward(Node):
     """The fused kernels keep dL/dscores in their cache; backward scales it by the
     upstream gradient (``*_backward(grad_loss, cache)``)."""
 
-    def __init__(self, edges, backward_fn, cache, scale, dtype):
+    def __init__(self, edges, backward_fn, cache, scale, dtype, label):
         self.next_edges = edges
         self.backward_fn, self.cache, self.scale, self.dtype = backward_fn, cache, scale, dtype
+        self.label = label
+
+    def name(self):
+        return self.label or "FusedLossBackward"
 
     def backward(self, grad):
         g = grad.astype(self.dtype, copy=False)
@@ -150,7 +154,8 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
             raise IndexError(str(e)) if "out of range" in str(e) else e from None
         backward_fn = _kernel("cross_entropy_backward", x2.data)
         if GradMode.enabled and x2.requires_grad:
-            out = _make(loss, _FusedLossBackward((x2.grad_fn or x2,), backward_fn, cache, 1.0, x2.dtype))
+            out = _make(loss, _FusedLossBackward((x2.grad_fn or x2,), backward_fn, cache, 1.0, x2.dtype,
+                                                 "CrossEntropyLossBackward"))
         else:
             out = _make(loss)
     else:
@@ -226,7 +231,6 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
 
 
 def _svm(input, target, margin, reduction, op, divide_by_c, p=1, weight=None):
-    reduction = reduction
     _check_reduction(reduction, op)
     if input.ndim not in (1, 2):
         raise ValueError(f"{op}: input must be (N, C) or (C,), got shape {tuple(input.shape)}")
@@ -243,7 +247,7 @@ def _svm(input, target, margin, reduction, op, divide_by_c, p=1, weight=None):
             loss = loss * loss.dtype.type(scale)
         if GradMode.enabled and x2.requires_grad:
             out = _make(loss, _FusedLossBackward((x2.grad_fn or x2,), _kernel("svm_loss_backward", x2.data), cache,
-                                                 scale, x2.dtype))
+                                                 scale, x2.dtype, "MultiMarginLossBackward"))
         else:
             out = _make(loss)
     else:
