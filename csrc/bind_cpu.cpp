@@ -11,12 +11,14 @@ namespace py = pybind11;
 namespace pydl {
 void bind_gemm(py::module_& m);
 void bind_softmax(py::module_& m);
+void bind_conv(py::module_& m);
 }  // namespace pydl
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "pydl's CPU kernels (private: use pydl.kernels)";
   pydl::bind_gemm(m);
   pydl::bind_softmax(m);
+  pydl::bind_conv(m);
 
   m.def("get_num_threads", &pydl::num_threads);
   m.def("set_num_threads", [](int n) {

@@ -9,7 +9,8 @@ from ._gemm_grad import gemm_backward_with
 
 OPS = ("gemm", "gemm_backward",
        "softmax_forward", "softmax_backward", "log_softmax_forward", "log_softmax_backward",
-       "cross_entropy_forward", "cross_entropy_backward", "svm_loss_forward", "svm_loss_backward")
+       "cross_entropy_forward", "cross_entropy_backward", "svm_loss_forward", "svm_loss_backward",
+       "conv2d_forward", "conv2d_backward", "conv_transpose2d_forward", "conv_transpose2d_backward")
 
 gemm = _C.gemm
 
@@ -23,6 +24,12 @@ cross_entropy_forward = _C.cross_entropy_forward
 cross_entropy_backward = _C.cross_entropy_backward
 svm_loss_forward = _C.svm_loss_forward
 svm_loss_backward = _C.svm_loss_backward
+
+# conv family (csrc/cpu/conv*.cpp): im2col + gemm, one image tile at a time.
+conv2d_forward = _C.conv2d_forward
+conv2d_backward = _C.conv2d_backward
+conv_transpose2d_forward = _C.conv_transpose2d_forward
+conv_transpose2d_backward = _C.conv_transpose2d_backward
 
 
 def gemm_backward(grad_out, a, b, *, trans_a=False, trans_b=False, alpha=1.0):

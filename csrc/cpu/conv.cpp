@@ -1,0 +1,648 @@
+// conv2d and conv_transpose2d on the CPU: im2col + pydl's gemm, forward and backward.
+//
+//   out[n, k, oh, ow] = b[k] + sum_{c, kh, kw} w[k, c, kh, kw] x[n, g*Cg + c, oh*SH - PH + kh*DH, ow*SW - PW + kw*DW]
+//
+// (k in group g; zero outside the image). Legend (see conv.h): N, C, H, W input; K, OH,
+// OW output; KH x KW kernel; G groups, Cg = C / G, Kg = K / G, CKK = Cg * KH * KW; a tile
+// is a band of output rows [oh0, oh1) of one image, tileN = (oh1 - oh0) * OW pixels.
+//
+// Algorithm, per image, per tile, per group (the tile's columns are built once and used
+// by every output channel of the group):
+//   forward      cols (CKK, tileN) = im2col(x)         out_tile (Kg, tileN) = W_g (Kg, CKK) @ cols (+ b)
+//   weight grad  gwT_g (CKK, Kg) += cols @ grad_out_tile^T       (a thread's own sum, beta = 1)
+//   input grad   cols = W_g^T @ grad_out_tile                    grad_x += col2im(cols)
+// The weight gradient is computed transposed, as cols @ dout^T, because pydl's gemm packs
+// a row-major left operand (cols) faster than a transposed right one (measured 176 vs
+// 113 GFLOP/s at CKK 576, Kg 64, 3136 pixels). A 1x1 stride-1 unpadded conv skips
+// im2col/col2im: the image itself is the column matrix (Cg, H * W).
+// Depthwise convolutions (Cg == 1: each output channel sees one input channel) run
+// direct loops instead (conv_isa.cpp): their gemm would be Kg x tileN x KH*KW, far too
+// thin to run near peak.
+// The transposed convolution is the same machinery read backwards: its forward is
+// conv2d's input gradient (col2im), its input gradient is conv2d's forward, its weight
+// gradient conv2d's weight gradient with input and output swapped.
+//
+// Threads: the (image, tile) tasks are split across threads, each with its own column
+// buffer and gemm on one thread, when there are enough of them to balance; otherwise
+// they run in turn and each gemm uses the threads. The input gradient is parallel over
+// images only (the col2im of neighbouring tiles overlaps). Bias and depthwise weight
+// gradients are summed per channel in a fixed order (the same for any thread count);
+// the gemm weight gradient sums each thread's share in thread order.
+//
+// Workspace: one column buffer per thread of CKK x tileN elements, tileN chosen so it
+// stays near kColsBytes (thread-local, kept between calls; none for 1x1 convs), plus for
+// the weight gradient one (G, CKK, Kg) accumulator per thread; never the whole batch.
+//
+// Checked by tests/kernels/test_conv.py against the float64 reference
+// (pydl/kernels/reference/conv.py), whose backward is checked by numeric gradients.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "pydl/checks.h"
+#include "pydl/conv.h"
+#include "pydl/gemm.h"
+#include "pydl/parallel.h"
+
+namespace pydl {
+namespace {
+
+// Multiply-adds worth a thread: the gemm's own grain (see gemm.cpp).
+constexpr int64_t kGrain = int64_t(1) << 23;
+// Target size of one thread's column buffer: a tile of columns this big is built, then
+// consumed by the gemm while it is still in the caches. Tuned on the canonical shapes.
+int64_t cols_bytes() {
+  static const int64_t bytes = [] {
+    const char* env = std::getenv("PYDL_CONV_TILE_KB");
+    return (env && std::atoi(env) > 0 ? std::atoi(env) : 2048) * int64_t(1024);
+  }();
+  return bytes;
+}
+
+template <typename T>
+void run_gemm(const GemmArgs<T>& g) {
+  if constexpr (std::is_same_v<T, float>) pick_gemm_kernels().f32(g);
+  else pick_gemm_kernels().f64(g);
+}
+
+// A buffer that grows and is reused by the same thread across calls.
+template <typename T>
+T* thread_buffer(size_t n) {
+  struct Buffer {
+    std::unique_ptr<T[], void (*)(void*)> data{nullptr, std::free};
+    size_t cap = 0;
+  };
+  thread_local Buffer buf;
+  if (n > buf.cap) {
+    buf.data.reset();
+    void* p = std::aligned_alloc(64, ((std::max<size_t>(n, 1) * sizeof(T) + 63) / 64) * 64);
+    if (!p) throw std::bad_alloc();
+    buf.data = std::unique_ptr<T[], void (*)(void*)>(static_cast<T*>(p), std::free);
+    buf.cap = n;
+  }
+  return buf.data.get();
+}
+
+// Output rows per tile: as many as fit the column-buffer budget, at least one.
+template <typename T>
+int64_t tile_rows(const ConvGeometry& g) {
+  const int64_t row_bytes = std::max<int64_t>(1, g.CKK() * g.OW * int64_t(sizeof(T)));
+  return std::clamp<int64_t>(cols_bytes() / row_bytes, 1, std::max<int64_t>(1, g.OH));
+}
+
+// How `tasks` tasks of `macs` multiply-adds in all are split: `outer` threads over the
+// tasks (each gemm on one thread), or the tasks in turn with `inner` threads per gemm.
+struct Split {
+  int outer, inner;
+};
+Split split(int64_t tasks, int64_t macs) {
+  const int t = threads_for(macs, kGrain);
+  if (t <= 1) return {1, 1};
+  // Whole rounds of tasks, or enough of them that the last partial round costs little.
+  if (tasks >= t && (tasks % t == 0 || tasks >= 4 * t)) return {t, 1};
+  return {1, threads_for(macs / std::max<int64_t>(1, tasks), kGrain)};
+}
+
+// ---------------------------------------------------------------------------------------
+// Forward
+// ---------------------------------------------------------------------------------------
+
+template <typename T>
+void forward_depthwise(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* out) {
+  const ConvLoops<T>& L = conv_loops<T>();
+  const int64_t planes = g.N * g.K, Kg = g.Kg();
+  const int t = threads_for(planes * g.OHW() * g.KH * g.KW, kGrain / 4);
+#pragma omp parallel for schedule(static) num_threads(t) if (t > 1)
+  for (int64_t p = 0; p < planes; ++p) {
+    const int64_t n = p / g.K, k = p % g.K;  // output channel k reads input channel k / Kg
+    L.depthwise_forward(g, x + (n * g.C + k / Kg) * g.HW(), w + k * g.KH * g.KW, bias ? bias[k] : T(0),
+                        out + p * g.OHW());
+  }
+}
+
+template <typename T>
+void forward_gemm(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* out) {
+  const ConvLoops<T>& L = conv_loops<T>();
+  const int64_t Kg = g.Kg(), Cg = g.Cg(), CKK = g.CKK(), OW = g.OW, OHW = g.OHW();
+  const bool pointwise = g.pointwise();
+  const int64_t rows = tile_rows<T>(g), tiles = (g.OH + rows - 1) / rows;
+  const Split s = split(g.N * tiles, g.N * g.K * CKK * OHW);
+#pragma omp parallel for schedule(static) num_threads(s.outer) if (s.outer > 1)
+  for (int64_t task = 0; task < g.N * tiles; ++task) {
+    const int64_t n = task / tiles, oh0 = (task % tiles) * rows, oh1 = std::min(g.OH, oh0 + rows);
+    const int64_t tileN = (oh1 - oh0) * OW;
+    T* cols = pointwise ? nullptr : thread_buffer<T>(size_t(CKK * tileN));  // (CKK, tileN)
+    for (int64_t gi = 0; gi < g.G; ++gi) {
+      const T* xg = x + (n * g.C + gi * Cg) * g.HW();  // (Cg, H, W)
+      T* o = out + (n * g.K + gi * Kg) * OHW + oh0 * OW;  // (Kg, tileN), row stride OHW
+      if (bias)
+        for (int64_t k = 0; k < Kg; ++k) std::fill(o + k * OHW, o + k * OHW + tileN, bias[gi * Kg + k]);
+      const T* B = xg + oh0 * OW;
+      int64_t rs_b = g.HW();
+      if (!pointwise) {
+        L.im2col(g, xg, oh0, oh1, cols);
+        B = cols, rs_b = tileN;
+      }
+      run_gemm(GemmArgs<T>{Kg, tileN, CKK, w + gi * Kg * CKK, CKK, 1, B, rs_b, 1, o, OHW, T(1),
+                           bias ? T(1) : T(0), s.inner});
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Backward
+// ---------------------------------------------------------------------------------------
+
+// out[c] = sum over n and the plane of x (N, C, plane): per channel, images in order.
+template <typename T>
+void channel_sums(const T* x, int64_t N, int64_t C, int64_t plane, T* out) {
+  const ConvLoops<T>& L = conv_loops<T>();
+  const int t = threads_for(N * C * plane, int64_t(1) << 20);
+#pragma omp parallel for schedule(static) num_threads(t) if (t > 1)
+  for (int64_t c = 0; c < C; ++c) {
+    double s = 0;
+    for (int64_t n = 0; n < N; ++n) s += L.sum(x + (n * C + c) * plane, plane);
+    out[c] = static_cast<T>(s);
+  }
+}
+
+template <typename T>
+void backward_depthwise(const ConvGeometry& g, const T* grad_out, const T* x, const T* w, T* grad_x, T* grad_w) {
+  const ConvLoops<T>& L = conv_loops<T>();
+  const int64_t Kg = g.Kg(), KK = g.KH * g.KW, OHW = g.OHW(), HW = g.HW();
+  const int64_t work = g.N * g.K * OHW * KK;
+  if (grad_x) {  // one input plane per task: its Kg output channels add into it
+    const int t = threads_for(work, kGrain / 4);
+#pragma omp parallel for schedule(static) num_threads(t) if (t > 1)
+    for (int64_t p = 0; p < g.N * g.C; ++p) {
+      const int64_t n = p / g.C, c = p % g.C;
+      T* gx = grad_x + p * HW;
+      std::fill(gx, gx + HW, T(0));
+      for (int64_t j = 0; j < Kg; ++j)
+        L.depthwise_input_grad(g, grad_out + (n * g.K + c * Kg + j) * OHW, w + (c * Kg + j) * KK, gx);
+    }
+  }
+  if (grad_w) {  // one output channel per task, images in order
+    const int t = threads_for(work, kGrain / 4);
+#pragma omp parallel for schedule(static) num_threads(t) if (t > 1)
+    for (int64_t k = 0; k < g.K; ++k) {
+      double acc[kConvMaxDirectKW * 16];
+      std::vector<double> big;
+      double* a = KK <= int64_t(std::size(acc)) ? acc : (big.resize(KK), big.data());
+      std::fill(a, a + KK, 0.0);
+      for (int64_t n = 0; n < g.N; ++n)
+        L.depthwise_weight_grad(g, grad_out + (n * g.K + k) * OHW, x + (n * g.C + k / Kg) * HW, a);
+      for (int64_t i = 0; i < KK; ++i) grad_w[k * KK + i] = static_cast<T>(a[i]);
+    }
+  }
+}
+
+template <typename T>
+void backward_gemm(const ConvGeometry& g, const T* grad_out, const T* x, const T* w, T* grad_x, T* grad_w) {
+  const ConvLoops<T>& L = conv_loops<T>();
+  const int64_t Kg = g.Kg(), Cg = g.Cg(), CKK = g.CKK(), OW = g.OW, OHW = g.OHW(), HW = g.HW();
+  const bool pointwise = g.pointwise();
+  const int64_t rows = tile_rows<T>(g);
+  const int64_t macs = g.N * g.K * CKK * OHW * ((grad_x ? 1 : 0) + (grad_w ? 1 : 0));
+  const Split s = split(g.N, macs);
+  // gwT: one (G, CKK, Kg) sum per thread, added up in thread order at the end.
+  const int64_t wsize = g.G * CKK * Kg;
+  std::vector<T> gwT(grad_w ? size_t(s.outer * wsize) : 0, T(0));
+#pragma omp parallel num_threads(s.outer) if (s.outer > 1)
+  {
+    const int me = s.outer > 1 ? omp_get_thread_num() : 0;
+    T* cols = pointwise ? nullptr : thread_buffer<T>(size_t(CKK * rows * OW));  // (CKK, tileN)
+#pragma omp for schedule(static)
+    for (int64_t n = 0; n < g.N; ++n) {
+      if (grad_x) std::fill(grad_x + n * g.C * HW, grad_x + (n + 1) * g.C * HW, T(0));
+      for (int64_t oh0 = 0; oh0 < g.OH; oh0 += rows) {
+        const int64_t oh1 = std::min(g.OH, oh0 + rows), tileN = (oh1 - oh0) * OW;
+        for (int64_t gi = 0; gi < g.G; ++gi) {
+          const T* go = grad_out + (n * g.K + gi * Kg) * OHW + oh0 * OW;  // (Kg, tileN), row stride OHW
+          if (grad_w) {
+            const T* xg = x + (n * g.C + gi * Cg) * HW;
+            const T* A = xg + oh0 * OW;  // (CKK, tileN)
+            int64_t rs_a = HW;
+            if (!pointwise) {
+              L.im2col(g, xg, oh0, oh1, cols);
+              A = cols, rs_a = tileN;
+            }
+            // gwT_g (CKK, Kg) += cols @ go^T
+            run_gemm(GemmArgs<T>{CKK, Kg, tileN, A, rs_a, 1, go, 1, OHW, gwT.data() + me * wsize + gi * CKK * Kg,
+                                 Kg, T(1), T(1), s.inner});
+          }
+          if (grad_x) {
+            T* gx = grad_x + (n * g.C + gi * Cg) * HW;  // (Cg, H, W)
+            // (CKK, tileN) = W_g^T @ go, straight into grad_x for a 1x1 conv
+            const T* wg = w + gi * Kg * CKK;
+            if (pointwise) {
+              run_gemm(GemmArgs<T>{CKK, tileN, Kg, wg, 1, CKK, go, OHW, 1, gx + oh0 * OW, HW, T(1), T(0), s.inner});
+            } else {
+              run_gemm(GemmArgs<T>{CKK, tileN, Kg, wg, 1, CKK, go, OHW, 1, cols, tileN, T(1), T(0), s.inner});
+              L.col2im(g, cols, oh0, oh1, gx);
+            }
+          }
+        }
+      }
+    }
+  }
+  if (grad_w) {  // grad_w[g*Kg + k, r] = sum over threads of gwT[t][g][r][k]
+    for (int64_t gi = 0; gi < g.G; ++gi)
+      for (int64_t k = 0; k < Kg; ++k)
+        for (int64_t r = 0; r < CKK; ++r) {
+          T v = 0;
+          for (int t = 0; t < s.outer; ++t) v += gwT[t * wsize + (gi * CKK + r) * Kg + k];
+          grad_w[(gi * Kg + k) * CKK + r] = v;
+        }
+  }
+}
+
+bool use_direct(const ConvGeometry& g) {
+  static const int force = [] { const char* e = std::getenv("PYDL_CONV_DIRECT"); return e ? std::atoi(e) : -1; }();
+  if (force == 0) return false;
+  return g.depthwise() && g.KW <= kConvMaxDirectKW && g.KH * g.KW <= kConvMaxDirectKW * 16;
+}
+
+}  // namespace
+
+template <typename T>
+void conv2d_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* out) {
+  if (g.N == 0 || g.K == 0) return;
+  if (use_direct(g)) forward_depthwise(g, x, w, bias, out);
+  else forward_gemm(g, x, w, bias, out);
+}
+
+template <typename T>
+void conv2d_backward(const ConvGeometry& g, const T* grad_out, const T* x, const T* w, T* grad_x, T* grad_w,
+                     T* grad_b) {
+  if (grad_b) channel_sums(grad_out, g.N, g.K, g.OHW(), grad_b);
+  if (g.N == 0 || g.K == 0) {
+    if (grad_x) std::fill(grad_x, grad_x + g.N * g.C * g.HW(), T(0));
+    if (grad_w) std::fill(grad_w, grad_w + g.K * g.CKK(), T(0));
+    return;
+  }
+  if (use_direct(g)) backward_depthwise(g, grad_out, x, w, grad_x, grad_w);
+  else backward_gemm(g, grad_out, x, w, grad_x, grad_w);
+}
+
+template void conv2d_forward<float>(const ConvGeometry&, const float*, const float*, const float*, float*);
+template void conv2d_forward<double>(const ConvGeometry&, const double*, const double*, const double*, double*);
+template void conv2d_backward<float>(const ConvGeometry&, const float*, const float*, const float*, float*, float*,
+                                     float*);
+template void conv2d_backward<double>(const ConvGeometry&, const double*, const double*, const double*, double*,
+                                      double*, double*);
+
+// ---------------------------------------------------------------------------------------
+// Bindings
+// ---------------------------------------------------------------------------------------
+
+namespace {
+namespace py = pybind11;
+
+// Arguments beyond this are refused before any size is computed (no int64 overflow).
+constexpr int64_t kMaxArg = int64_t(1) << 30;
+
+bool index_value(const py::handle& h, int64_t& out) {
+  if (PyBool_Check(h.ptr()) || !PyIndex_Check(h.ptr())) return false;
+  const Py_ssize_t v = PyNumber_AsSsize_t(h.ptr(), nullptr);  // clips on overflow
+  if (v == -1 && PyErr_Occurred()) {
+    PyErr_Clear();
+    return false;
+  }
+  out = v;
+  return true;
+}
+
+std::string arg_repr(const py::handle& h) { return py::repr(h).cast<std::string>(); }
+
+// An int or a pair of ints -> (vertical, horizontal), each in [lowest, kMaxArg].
+std::pair<int64_t, int64_t> pair_arg(const py::handle& v, const char* op, const char* name, int64_t lowest) {
+  int64_t a, b;
+  bool ok = false;
+  if (index_value(v, a)) {
+    b = a, ok = true;
+  } else if ((py::isinstance<py::tuple>(v) || py::isinstance<py::list>(v)) && py::len(v) == 2) {
+    py::sequence s = py::reinterpret_borrow<py::sequence>(v);
+    ok = index_value(s[0], a) && index_value(s[1], b);
+  }
+  if (!ok) throw py::type_error(std::string(op) + ": " + name + " must be an int or a pair of ints, got " + arg_repr(v));
+  if (a < lowest || b < lowest)
+    throw py::value_error(std::string(op) + ": " + name + " must be " + (lowest > 0 ? "positive" : "non-negative") +
+                          ", got " + arg_repr(v));
+  if (a > kMaxArg || b > kMaxArg)
+    throw py::value_error(std::string(op) + ": " + name + " is too large: " + arg_repr(v));
+  return {a, b};
+}
+
+int64_t groups_arg(const py::handle& v, const char* op) {
+  int64_t gr;
+  if (!index_value(v, gr)) throw py::type_error(std::string(op) + ": groups must be an int, got " + arg_repr(v));
+  if (gr < 1) throw py::value_error(std::string(op) + ": groups must be positive, got " + std::to_string(gr));
+  return gr;
+}
+
+std::array<bool, 3> needs_arg(const py::handle& v, const char* op) {
+  if (!(py::isinstance<py::tuple>(v) || py::isinstance<py::list>(v)) || py::len(v) != 3)
+    throw py::type_error(std::string(op) + ": needs must be a triple of bools (input, weight, bias), got " + arg_repr(v));
+  py::sequence s = py::reinterpret_borrow<py::sequence>(v);
+  return {py::bool_(s[0]).cast<bool>(), py::bool_(s[1]).cast<bool>(), py::bool_(s[2]).cast<bool>()};
+}
+
+std::string dims(int64_t a, int64_t b) { return std::to_string(a) + "x" + std::to_string(b); }
+
+void check_groups(const char* op, int64_t groups, int64_t c_in, int64_t c_out) {
+  if (c_in % groups)
+    throw py::value_error(std::string(op) + ": groups=" + std::to_string(groups) + " must divide the input channels (" +
+                          std::to_string(c_in) + ")");
+  if (c_out % groups)
+    throw py::value_error(std::string(op) + ": groups=" + std::to_string(groups) +
+                          " must divide the output channels (" + std::to_string(c_out) + ")");
+}
+
+// Refuses outputs and buffers whose element counts overflow int64.
+void check_size(const char* op, std::initializer_list<int64_t> shape) {
+  int64_t n = 1;
+  for (int64_t d : shape)
+    if (__builtin_mul_overflow(n, d, &n) || n > (int64_t(1) << 56))
+      throw py::value_error(std::string(op) + ": output is too large to allocate");
+}
+
+struct Checked {
+  py::array x, w;  // the operands as given (dtype checked)
+  Float kind;
+};
+
+Checked check_operands(const py::object& x_obj, const py::object& w_obj, const char* op, const char* x_name) {
+  py::array x = as_array(x_obj, op, x_name), w = as_array(w_obj, op, "weight");
+  Float kind = float_kind(x, op, x_name);
+  float_kind(w, op, "weight");
+  check_same_dtype(x, w, op, x_name, "weight");
+  if (x.ndim() != 4)
+    throw py::value_error(std::string(op) + ": " + x_name + " must have 4 dimensions (N, C, H, W), got shape " +
+                          shape_str(x));
+  check_ndim(w, {4}, op, "weight");
+  return {x, w, kind};
+}
+
+// conv2d's geometry from its arguments, every check done.
+ConvGeometry conv2d_geometry(const char* op, const py::array& x, const py::array& w, const py::handle& stride,
+                             const py::handle& padding, const py::handle& dilation, const py::handle& groups) {
+  ConvGeometry g{};
+  g.N = x.shape(0), g.C = x.shape(1), g.H = x.shape(2), g.W = x.shape(3);
+  g.K = w.shape(0), g.KH = w.shape(2), g.KW = w.shape(3);
+  std::tie(g.SH, g.SW) = pair_arg(stride, op, "stride", 1);
+  std::tie(g.DH, g.DW) = pair_arg(dilation, op, "dilation", 1);
+  g.G = groups_arg(groups, op);
+  check_groups(op, g.G, g.C, g.K);
+  const int64_t Cg = w.shape(1);
+  if (g.C != Cg * g.G)
+    throw py::value_error(std::string(op) + ": input has " + std::to_string(g.C) + " channels but weight expects " +
+                          std::to_string(Cg * g.G) +
+                          (g.G > 1 ? " (" + std::to_string(Cg) + " per group x " + std::to_string(g.G) + " groups)" : ""));
+  int64_t pb, pr;  // bottom / right padding
+  if (py::isinstance<py::str>(padding)) {
+    const std::string p = padding.cast<std::string>();
+    if (p == "valid") {
+      g.PH = g.PW = pb = pr = 0;
+    } else if (p == "same") {
+      if (g.SH != 1 || g.SW != 1)
+        throw py::value_error(std::string(op) + ": padding='same' is not supported for strided convolutions (stride=" +
+                              arg_repr(stride) + ")");
+      const int64_t th = g.DH * (g.KH - 1), tw = g.DW * (g.KW - 1);  // odd pixel to the bottom / right
+      g.PH = th / 2, pb = th - th / 2, g.PW = tw / 2, pr = tw - tw / 2;
+    } else {
+      throw py::value_error(std::string(op) + ": padding must be an int, a pair, 'same' or 'valid', got " + arg_repr(padding));
+    }
+  } else {
+    std::tie(g.PH, g.PW) = pair_arg(padding, op, "padding", 0);
+    pb = g.PH, pr = g.PW;
+  }
+  const int64_t eff_h = g.DH * (g.KH - 1) + 1, eff_w = g.DW * (g.KW - 1) + 1;
+  const int64_t ph = g.H + g.PH + pb, pw = g.W + g.PW + pr;
+  if (g.KH < 1 || g.KW < 1 || eff_h > ph || eff_w > pw)
+    throw py::value_error(std::string(op) + ": output size would be non-positive: kernel " + dims(g.KH, g.KW) +
+                          " (dilated " + dims(eff_h, eff_w) + ") is larger than the padded input " + dims(ph, pw));
+  g.OH = (ph - eff_h) / g.SH + 1;
+  g.OW = (pw - eff_w) / g.SW + 1;
+  check_size(op, {g.N, g.K, g.OH, g.OW});
+  check_size(op, {g.CKK(), g.OW});
+  return g;
+}
+
+// The geometry of the conv2d that conv_transpose2d transposes: its output is the conv's input.
+ConvGeometry transpose_geometry(const char* op, const py::array& x, const py::array& w, const py::handle& stride,
+                                const py::handle& padding, const py::handle& output_padding, const py::handle& groups,
+                                const py::handle& dilation) {
+  ConvGeometry g{};
+  g.N = x.shape(0), g.OH = x.shape(2), g.OW = x.shape(3);
+  const int64_t Cin = w.shape(0), Kg = w.shape(1);
+  g.KH = w.shape(2), g.KW = w.shape(3);
+  std::tie(g.SH, g.SW) = pair_arg(stride, op, "stride", 1);
+  if (py::isinstance<py::str>(padding))
+    throw py::type_error(std::string(op) + ": padding must be an int or a pair of ints, got " + arg_repr(padding));
+  std::tie(g.PH, g.PW) = pair_arg(padding, op, "padding", 0);
+  const auto [oph, opw] = pair_arg(output_padding, op, "output_padding", 0);
+  g.G = groups_arg(groups, op);
+  std::tie(g.DH, g.DW) = pair_arg(dilation, op, "dilation", 1);
+  if (oph >= std::max(g.SH, g.DH) || opw >= std::max(g.SW, g.DW))
+    throw py::value_error(std::string(op) + ": output_padding " + arg_repr(output_padding) +
+                          " must be smaller than either stride " + arg_repr(stride) + " or dilation " + arg_repr(dilation));
+  check_groups(op, g.G, x.shape(1), Kg * g.G);
+  if (x.shape(1) != Cin)
+    throw py::value_error(std::string(op) + ": input has " + std::to_string(x.shape(1)) +
+                          " channels but weight expects " + std::to_string(Cin));
+  g.K = Cin;         // the conv's output channels: this op's input channels
+  g.C = Kg * g.G;    // the conv's input channels: this op's output channels
+  g.H = (g.OH - 1) * g.SH - 2 * g.PH + g.DH * (g.KH - 1) + oph + 1;
+  g.W = (g.OW - 1) * g.SW - 2 * g.PW + g.DW * (g.KW - 1) + opw + 1;
+  if (g.H < 1 || g.W < 1 || g.KH < 1 || g.KW < 1)
+    throw py::value_error(std::string(op) + ": output size would be non-positive: " + dims(g.H, g.W));
+  check_size(op, {g.N, g.C, g.H, g.W});
+  check_size(op, {g.CKK(), g.OW});
+  return g;
+}
+
+template <typename T>
+py::array_t<T, py::array::c_style> optional_bias(const py::object& bias, const py::array& x, int64_t channels,
+                                                 const char* op) {
+  if (bias.is_none()) return py::array_t<T, py::array::c_style>();
+  py::array b = as_array(bias, op, "bias");
+  float_kind(b, op, "bias");
+  check_same_dtype(x, b, op, "input", "bias");
+  if (b.ndim() != 1 || b.shape(0) != channels)
+    throw py::value_error(std::string(op) + ": bias must have shape (" + std::to_string(channels) + ",), got " +
+                          shape_str(b));
+  return contiguous<T>(b);
+}
+
+void check_grad_out(const char* op, const py::array& x, const py::array& go, std::initializer_list<int64_t> shape) {
+  std::vector<int64_t> want(shape);
+  bool ok = go.ndim() == 4;
+  for (int i = 0; ok && i < 4; ++i) ok = go.shape(i) == want[i];
+  if (!ok) {
+    std::string s = "(";
+    for (size_t i = 0; i < want.size(); ++i) s += (i ? ", " : "") + std::to_string(want[i]);
+    throw py::value_error(std::string(op) + ": grad_out must have shape " + s + "), got " + shape_str(go));
+  }
+  check_same_dtype(x, go, op, "input", "grad_out");
+}
+
+template <typename T>
+using Arr = py::array_t<T, py::array::c_style>;
+
+template <typename T>
+const T* ptr(const Arr<T>& a) {
+  return a.size() ? a.data() : nullptr;
+}
+
+template <typename T>
+py::array conv2d_forward_typed(const ConvGeometry& g, const py::array& xa, const py::array& wa, const py::object& bias,
+                               const char* op) {
+  Arr<T> b = optional_bias<T>(bias, xa, g.K, op);
+  Arr<T> x = contiguous<T>(xa), w = contiguous<T>(wa);
+  Arr<T> out({g.N, g.K, g.OH, g.OW});
+  {
+    py::gil_scoped_release release;
+    conv2d_forward<T>(g, x.data(), w.data(), bias.is_none() ? nullptr : b.data(), out.mutable_data());
+  }
+  return std::move(out);
+}
+
+// grad_out (N, K, OH, OW), input (N, C, H, W), weight (K, Cg, KH, KW) of a conv2d.
+template <typename T>
+py::tuple conv2d_backward_typed(const ConvGeometry& g, const py::array& goa, const py::array& xa, const py::array& wa,
+                                std::array<bool, 3> needs) {
+  Arr<T> go = contiguous<T>(goa), x = contiguous<T>(xa), w = contiguous<T>(wa);
+  Arr<T> gx, gw, gb;
+  if (needs[0]) gx = Arr<T>({g.N, g.C, g.H, g.W});
+  if (needs[1]) gw = Arr<T>({g.K, g.Cg(), g.KH, g.KW});
+  if (needs[2]) gb = Arr<T>({g.K});
+  {
+    py::gil_scoped_release release;
+    conv2d_backward<T>(g, go.data(), x.data(), w.data(), needs[0] ? gx.mutable_data() : nullptr,
+                       needs[1] ? gw.mutable_data() : nullptr, needs[2] ? gb.mutable_data() : nullptr);
+  }
+  auto or_none = [](bool need, Arr<T>& a) -> py::object { return need ? py::object(a) : py::none(); };
+  return py::make_tuple(or_none(needs[0], gx), or_none(needs[1], gw), or_none(needs[2], gb));
+}
+
+template <typename T>
+py::array conv_transpose2d_forward_typed(const ConvGeometry& g, const py::array& xa, const py::array& wa,
+                                         const py::object& bias, const char* op) {
+  Arr<T> b = optional_bias<T>(bias, xa, g.C, op);
+  Arr<T> x = contiguous<T>(xa), w = contiguous<T>(wa);
+  Arr<T> out({g.N, g.C, g.H, g.W});
+  {
+    py::gil_scoped_release release;
+    T* o = out.mutable_data();
+    // The conv's input gradient, with this op's input as the conv's grad_out.
+    conv2d_backward<T>(g, x.data(), nullptr, w.data(), o, nullptr, nullptr);
+    if (!bias.is_none()) {
+      const T* bp = b.data();
+      const int64_t HW = g.HW(), planes = g.N * g.C;
+      const int t = threads_for(planes * HW, int64_t(1) << 20);
+#pragma omp parallel for schedule(static) num_threads(t) if (t > 1)
+      for (int64_t p = 0; p < planes; ++p)
+        for (int64_t i = 0; i < HW; ++i) o[p * HW + i] += bp[p % g.C];
+    }
+  }
+  return std::move(out);
+}
+
+// grad_out (N, C, H, W) and input (N, K, OH, OW) in the conv's terms; weight (K, Cg, KH, KW).
+template <typename T>
+py::tuple conv_transpose2d_backward_typed(const ConvGeometry& g, const py::array& goa, const py::array& xa,
+                                          const py::array& wa, std::array<bool, 3> needs) {
+  Arr<T> go = contiguous<T>(goa), x = contiguous<T>(xa), w = contiguous<T>(wa);
+  Arr<T> gx, gw, gb;
+  if (needs[0]) gx = Arr<T>({g.N, g.K, g.OH, g.OW});
+  if (needs[1]) gw = Arr<T>({g.K, g.Cg(), g.KH, g.KW});
+  if (needs[2]) gb = Arr<T>({g.C});
+  {
+    py::gil_scoped_release release;
+    if (needs[0]) conv2d_forward<T>(g, go.data(), w.data(), nullptr, gx.mutable_data());
+    if (needs[1]) conv2d_backward<T>(g, x.data(), go.data(), nullptr, nullptr, gw.mutable_data(), nullptr);
+    if (needs[2]) channel_sums(go.data(), g.N, g.C, g.HW(), gb.mutable_data());
+  }
+  auto or_none = [](bool need, Arr<T>& a) -> py::object { return need ? py::object(a) : py::none(); };
+  return py::make_tuple(or_none(needs[0], gx), or_none(needs[1], gw), or_none(needs[2], gb));
+}
+
+py::array conv2d_forward_py(py::object input, py::object weight, py::object bias, py::object stride,
+                            py::object padding, py::object dilation, py::object groups) {
+  const char* op = "conv2d";
+  Checked c = check_operands(input, weight, op, "input");
+  ConvGeometry g = conv2d_geometry(op, c.x, c.w, stride, padding, dilation, groups);
+  return c.kind == Float::f32 ? conv2d_forward_typed<float>(g, c.x, c.w, bias, op)
+                              : conv2d_forward_typed<double>(g, c.x, c.w, bias, op);
+}
+
+py::tuple conv2d_backward_py(py::object grad_out, py::object input, py::object weight, py::object stride,
+                             py::object padding, py::object dilation, py::object groups, py::object needs) {
+  const char* op = "conv2d_backward";
+  Checked c = check_operands(input, weight, op, "input");
+  std::array<bool, 3> nd = needs_arg(needs, op);
+  ConvGeometry g = conv2d_geometry(op, c.x, c.w, stride, padding, dilation, groups);
+  py::array go = as_array(grad_out, op, "grad_out");
+  check_grad_out(op, c.x, go, {g.N, g.K, g.OH, g.OW});
+  return c.kind == Float::f32 ? conv2d_backward_typed<float>(g, go, c.x, c.w, nd)
+                              : conv2d_backward_typed<double>(g, go, c.x, c.w, nd);
+}
+
+py::array conv_transpose2d_forward_py(py::object input, py::object weight, py::object bias, py::object stride,
+                                      py::object padding, py::object output_padding, py::object groups,
+                                      py::object dilation) {
+  const char* op = "conv_transpose2d";
+  Checked c = check_operands(input, weight, op, "input");
+  ConvGeometry g = transpose_geometry(op, c.x, c.w, stride, padding, output_padding, groups, dilation);
+  return c.kind == Float::f32 ? conv_transpose2d_forward_typed<float>(g, c.x, c.w, bias, op)
+                              : conv_transpose2d_forward_typed<double>(g, c.x, c.w, bias, op);
+}
+
+py::tuple conv_transpose2d_backward_py(py::object grad_out, py::object input, py::object weight, py::object stride,
+                                       py::object padding, py::object output_padding, py::object groups,
+                                       py::object dilation, py::object needs) {
+  const char* op = "conv_transpose2d_backward";
+  Checked c = check_operands(input, weight, op, "input");
+  std::array<bool, 3> nd = needs_arg(needs, op);
+  ConvGeometry g = transpose_geometry(op, c.x, c.w, stride, padding, output_padding, groups, dilation);
+  py::array go = as_array(grad_out, op, "grad_out");
+  check_grad_out(op, c.x, go, {g.N, g.C, g.H, g.W});
+  return c.kind == Float::f32 ? conv_transpose2d_backward_typed<float>(g, go, c.x, c.w, nd)
+                              : conv_transpose2d_backward_typed<double>(g, go, c.x, c.w, nd);
+}
+
+}  // namespace
+
+void bind_conv(py::module_& m) {
+  auto needs_default = py::make_tuple(true, true, true);
+  m.def("conv2d_forward", &conv2d_forward_py, py::arg("input"), py::arg("weight"), py::arg("bias") = py::none(),
+        py::arg("stride") = 1, py::arg("padding") = 0, py::arg("dilation") = 1, py::arg("groups") = 1,
+        R"doc(2-D convolution (cross-correlation): (N, C, H, W) -> (N, K, OH, OW).
+
+weight (K, C/groups, KH, KW), bias (K,) or None; stride, dilation: int or pair; padding:
+int, pair, 'same' (stride 1) or 'valid'. float32 or float64. See pydl.kernels.reference.)doc");
+  m.def("conv2d_backward", &conv2d_backward_py, py::arg("grad_out"), py::arg("input"), py::arg("weight"),
+        py::arg("stride") = 1, py::arg("padding") = 0, py::arg("dilation") = 1, py::arg("groups") = 1,
+        py::arg("needs") = needs_default,
+        R"doc((grad_input, grad_weight, grad_bias) of conv2d_forward; None where needs (input, weight, bias) is False.)doc");
+  m.def("conv_transpose2d_forward", &conv_transpose2d_forward_py, py::arg("input"), py::arg("weight"),
+        py::arg("bias") = py::none(), py::arg("stride") = 1, py::arg("padding") = 0, py::arg("output_padding") = 0,
+        py::arg("groups") = 1, py::arg("dilation") = 1,
+        R"doc(Transposed 2-D convolution: (N, C, H, W) -> (N, K, HO, WO), weight (C, K/groups, KH, KW).)doc");
+  m.def("conv_transpose2d_backward", &conv_transpose2d_backward_py, py::arg("grad_out"), py::arg("input"),
+        py::arg("weight"), py::arg("stride") = 1, py::arg("padding") = 0, py::arg("output_padding") = 0,
+        py::arg("groups") = 1, py::arg("dilation") = 1, py::arg("needs") = needs_default,
+        R"doc((grad_input, grad_weight, grad_bias) of conv_transpose2d_forward; None where needs is False.)doc");
+}
+
+}  // namespace pydl
