@@ -467,3 +467,11 @@ def test_grad_fn_names():
     x = pydl.ones(2, 3, requires_grad=True)
     assert F.cross_entropy(x, pydl.tensor([0, 1])).grad_fn.name() == "CrossEntropyLossBackward"
     assert x.mean().grad_fn.name() == "MeanBackward"
+
+
+def test_erf_paths_agree():
+    from pydl.nn.functional import _activation
+
+    x = np.linspace(-6, 6, 1001)
+    np.testing.assert_allclose(_activation._erf(x), _activation._erf_python(x), rtol=1e-14, atol=1e-15)
+    assert _activation._erf_python(x.astype(np.float32)).dtype == np.float32

@@ -147,13 +147,18 @@ def celu(input, alpha=1.0, inplace=False):
     return _pw.maximum(input, 0.0) + _pw.minimum(alpha * _un.expm1(input / alpha), 0.0)
 
 
-try:  # SciPy's erf is fast; the fallback is exact but runs math.erf per element
+_erf_scalar = np.frompyfunc(math.erf, 1, 1)
+
+
+def _erf_python(x):
+    """erf elementwise through math.erf: exact, but a Python call per element."""
+    return _erf_scalar(x).astype(x.dtype)
+
+
+try:  # SciPy's vectorised erf where it is installed (NumPy has none); same values
     from scipy.special import erf as _erf
 except ImportError:  # pragma: no cover - depends on the environment
-    _erf_py = np.frompyfunc(math.erf, 1, 1)
-
-    def _erf(x):
-        return _erf_py(x).astype(x.dtype)
+    _erf = _erf_python
 
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _INV_SQRT_2 = 1.0 / math.sqrt(2.0)
