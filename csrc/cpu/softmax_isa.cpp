@@ -14,7 +14,7 @@
 //
 // Legend: N rows (batch), C columns (classes), W SIMD lanes.
 //
-// Algorithm: one thread owns a row from start to finish (OpenMP, static split of the
+// Algorithm: one thread owns a row from start to finish (OpenMP, guided split of the
 // rows), so its input and output (2 C elements: C up to ~5K floats) stay in L1 between
 // its sweeps (in L2 up to ~100K), and results are bitwise the same for any thread count. A softmax row takes three sweeps:
 //   1. m = max_c x_c                      (the only sweep that reads memory)
@@ -60,9 +60,14 @@ namespace {
 
 using simd::Vec;
 
+// Rows go to threads in guided chunks (halving in size), not a fixed static split: on
+// this shared 2-core machine a thread often starts late or is preempted, and the other
+// then takes over its rows (measured 10-20% faster medians at 4096 x 1000 than static;
+// dynamic chunks of 16 rows were slower than both). A row is still one thread's work,
+// so results do not depend on the split.
 template <typename Body>
 void for_rows(int64_t N, int threads, Body&& body) {
-#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+#pragma omp parallel for schedule(guided) num_threads(threads) if (threads > 1)
   for (int64_t i = 0; i < N; ++i) body(i);
 }
 
