@@ -47,25 +47,30 @@ def _ones_like(a):
     return np.ones_like(a)
 
 
-def _accumulate_leaf(leaf, g):
-    """Add ``g`` into ``leaf.grad`` (the gradient store of a leaf)."""
+def _accumulate_leaf(leaf, g, owned):
+    """Add ``g`` into ``leaf.grad`` (the gradient store of a leaf).
+
+    ``owned``: the engine holds the only reference to ``g``, so ``.grad`` may keep it
+    without a copy. Shared arrays -- add hands one array to both of its inputs, a user's
+    ``gradient=`` argument -- are copied, so that an in-place change to one ``.grad``
+    (zero_, clipping) can never show through another array.
+    """
     from ..tensor import _make
 
     hooks = leaf._hooks
     if hooks:
         g = _run_tensor_hooks(hooks, g)
+        owned = False
     data = leaf.data
     if g.shape != data.shape:
         g = sum_to_shape(g, data.shape)
+        owned = True
     if g.dtype != data.dtype:
         g = g.astype(data.dtype)
+        owned = True
     old = leaf.grad
     if old is None:
-        # Keep g without a copy only when nobody else can see it: a fresh array (no base)
-        # referenced by this frame alone (argument, caller's local and tuple). Shared ones
-        # -- add hands the same array to both inputs -- are copied, so that an in-place
-        # change to one .grad (zero_, clipping) can never show through another.
-        if g.base is not None or _getrefcount(g) > 4:
+        if not owned or g.base is not None:
             g = g.copy()
         leaf.grad = _make(g)
     else:
@@ -132,7 +137,7 @@ def _run(roots, retain_graph, capture=None):
             if id(t) in capture:
                 captured[id(t)] = g if id(t) not in captured else captured[id(t)] + g
         else:
-            _accumulate_leaf(t, g)
+            _accumulate_leaf(t, g, False)
 
     # 2. reverse topological order
     while ready:
@@ -154,9 +159,12 @@ def _run(roots, retain_graph, capture=None):
         if not retain_graph:
             node.__dict__.clear()
         del g
-        for e, gi in zip(edges, in_grads):
+        in_grads = list(in_grads)
+        for i, e in enumerate(edges):
             if e is None:
                 continue
+            gi = in_grads[i]
+            in_grads[i] = None  # from here on, ``gi`` is this frame's reference alone unless shared
             if isinstance(e, Node):
                 if gi is not None:
                     prev = grads.get(e)
@@ -167,13 +175,14 @@ def _run(roots, retain_graph, capture=None):
                     ready.append(e)
             elif gi is not None:
                 if capture is None:
-                    _accumulate_leaf(e, gi)
+                    owned = _getrefcount(gi) == 2  # the local ``gi`` and getrefcount's argument
+                    _accumulate_leaf(e, gi, owned)
                 elif id(e) in capture:
                     key = id(e)
                     if e._hooks:
                         gi = _run_tensor_hooks(e._hooks, gi)
                     captured[key] = gi if key not in captured else captured[key] + gi
-        del in_grads, gi
+            del gi
     return captured
 
 
