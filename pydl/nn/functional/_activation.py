@@ -255,15 +255,24 @@ def _softmax_dim(ndim, op):
     return 0 if ndim in (0, 1, 3) else 1
 
 
+_FLOAT_KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_backend_cache = {}
+
+
 def _kernel(name, arr):
     """A softmax-family kernel of the backend owning ``arr``, or None (NumPy fallback)."""
+    if arr.dtype not in _FLOAT_KERNEL_DTYPES:
+        return None
     backend = "cpu" if arr.__class__ is _ndarray else "cuda"
-    try:
-        if name in _kernels_registry.ops(backend) and arr.dtype in (np.float32, np.float64):
-            return _kernels_registry.get(name, backend)
-    except (ImportError, RuntimeError, ValueError):
-        pass
-    return None
+    mod = _backend_cache.get(backend)
+    if mod is None:
+        try:
+            mod = _kernels_registry.backend(backend)
+        except (ImportError, RuntimeError, ValueError):
+            return None
+        if backend == "cpu":  # CUDA's answer may change once CuPy is there; the CPU one cannot
+            _backend_cache[backend] = mod
+    return getattr(mod, name) if name in mod.OPS else None
 
 
 def _np_softmax(x):
