@@ -58,6 +58,8 @@ def backends(op, fast_only=True):
     params = []
     for b in names:
         if b == "cuda":
+            if op not in kernels.ops("cuda"):
+                continue
             usable, why = pydl.cuda.status()
             params.append(pytest.param(b, marks=[pytest.mark.cuda, pytest.mark.skipif(not usable, reason=why)]))
         elif op in kernels.ops(b):

@@ -2,13 +2,17 @@
 
 Same signatures as :mod:`pydl.kernels.reference`. Arrays are checked here (the CUDA
 module takes raw device pointers) and every kernel is launched on CuPy's current stream.
-Importing this module needs CuPy and the CUDA build; :func:`pydl.kernels.backend` checks
-both first.
+The module imports without CuPy or the CUDA build (so its ``OPS`` can be listed
+anywhere); :func:`pydl.kernels.backend` checks that it can run before handing it out.
 """
-import cupy as cp
-
-from .. import _C_cuda
 from ._gemm_grad import gemm_backward_with
+
+try:
+    import cupy as cp
+
+    from .. import _C_cuda
+except ImportError:  # no CuPy or no CUDA build: pydl.cuda.status() says which
+    cp = _C_cuda = None
 
 OPS = ("gemm", "gemm_backward")
 
