@@ -88,7 +88,6 @@ def _make(data, grad_fn=None):
     t.grad = None
     t.grad_fn = grad_fn
     t.requires_grad = grad_fn is not None
-    t._hooks = None
     return t
 
 
@@ -139,7 +138,8 @@ class Tensor:
     tensor([2., 4.])
     """
 
-    __slots__ = ("data", "grad", "grad_fn", "requires_grad", "_hooks", "__weakref__", "__dict__")
+    __slots__ = ("data", "grad", "grad_fn", "requires_grad", "__weakref__", "__dict__")
+    _hooks = None  # a list in the instance's __dict__ once register_hook is used (rare: not a slot)
     # ndarray op Tensor -> Tensor.__radd__ etc. (NumPy defers to us instead of converting).
     __array_ufunc__ = None
 
@@ -157,7 +157,6 @@ class Tensor:
         self.data = data
         self.grad = None
         self.grad_fn = None
-        self._hooks = None
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -415,7 +414,6 @@ class Tensor:
         new.grad = None if self.grad is None else self.grad.__deepcopy__(memo)
         new.grad_fn = None
         new.requires_grad = self.requires_grad
-        new._hooks = None
         for k, v in getattr(self, "__dict__", {}).items():
             import copy
 
@@ -440,7 +438,6 @@ def _rebuild(cls, data, requires_grad):
     t.grad = None
     t.grad_fn = None
     t.requires_grad = requires_grad
-    t._hooks = None
     return t
 
 

@@ -28,7 +28,6 @@ class Parameter(Tensor):
         self.data = data
         self.grad = None
         self.grad_fn = None
-        self._hooks = None
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
