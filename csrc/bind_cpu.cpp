@@ -11,6 +11,10 @@ namespace py = pybind11;
 namespace pydl {
 void bind_gemm(py::module_& m);
 void bind_softmax(py::module_& m);
+void bind_pool(py::module_& m);
+void bind_norm(py::module_& m);
+void bind_upsample(py::module_& m);
+void bind_dropout(py::module_& m);
 void bind_conv(py::module_& m);
 }  // namespace pydl
 
@@ -18,6 +22,10 @@ PYBIND11_MODULE(_C, m) {
   m.doc() = "pydl's CPU kernels (private: use pydl.kernels)";
   pydl::bind_gemm(m);
   pydl::bind_softmax(m);
+  pydl::bind_pool(m);
+  pydl::bind_norm(m);
+  pydl::bind_upsample(m);
+  pydl::bind_dropout(m);
   pydl::bind_conv(m);
 
   m.def("get_num_threads", &pydl::num_threads);

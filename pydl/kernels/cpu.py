@@ -10,7 +10,16 @@ from ._gemm_grad import gemm_backward_with
 OPS = ("gemm", "gemm_backward",
        "softmax_forward", "softmax_backward", "log_softmax_forward", "log_softmax_backward",
        "cross_entropy_forward", "cross_entropy_backward", "svm_loss_forward", "svm_loss_backward",
-       "conv2d_forward", "conv2d_backward", "conv_transpose2d_forward", "conv_transpose2d_backward")
+       "conv2d_forward", "conv2d_backward", "conv_transpose2d_forward", "conv_transpose2d_backward",
+       "max_pool2d_forward", "max_pool2d_backward", "max_unpool2d_forward", "max_unpool2d_backward",
+       "avg_pool2d_forward", "avg_pool2d_backward", "adaptive_avg_pool2d_forward",
+       "adaptive_avg_pool2d_backward", "adaptive_max_pool2d_forward", "adaptive_max_pool2d_backward",
+       "fractional_max_pool2d_forward", "fractional_max_pool2d_backward", "batch_norm_forward",
+       "batch_norm_backward", "layer_norm_forward", "layer_norm_backward", "group_norm_forward",
+       "group_norm_backward", "upsample_nearest2d_forward", "upsample_nearest2d_backward",
+       "upsample_bilinear2d_forward", "upsample_bilinear2d_backward", "pixel_shuffle_forward",
+       "pixel_shuffle_backward", "pixel_unshuffle_forward", "pixel_unshuffle_backward", "dropout_forward",
+       "dropout_backward")
 
 gemm = _C.gemm
 
@@ -30,6 +39,37 @@ conv2d_forward = _C.conv2d_forward
 conv2d_backward = _C.conv2d_backward
 conv_transpose2d_forward = _C.conv_transpose2d_forward
 conv_transpose2d_backward = _C.conv_transpose2d_backward
+
+# pooling (csrc/cpu/pool.cpp), normalisation (norm*.cpp), up-sampling (upsample.cpp) and
+# dropout (dropout.cpp); fractional max pooling takes the caller's random samples.
+max_pool2d_forward = _C.max_pool2d_forward
+max_pool2d_backward = _C.max_pool2d_backward
+max_unpool2d_forward = _C.max_unpool2d_forward
+max_unpool2d_backward = _C.max_unpool2d_backward
+avg_pool2d_forward = _C.avg_pool2d_forward
+avg_pool2d_backward = _C.avg_pool2d_backward
+adaptive_avg_pool2d_forward = _C.adaptive_avg_pool2d_forward
+adaptive_avg_pool2d_backward = _C.adaptive_avg_pool2d_backward
+adaptive_max_pool2d_forward = _C.adaptive_max_pool2d_forward
+adaptive_max_pool2d_backward = _C.adaptive_max_pool2d_backward
+fractional_max_pool2d_forward = _C.fractional_max_pool2d_forward
+fractional_max_pool2d_backward = _C.fractional_max_pool2d_backward
+batch_norm_forward = _C.batch_norm_forward
+batch_norm_backward = _C.batch_norm_backward
+layer_norm_forward = _C.layer_norm_forward
+layer_norm_backward = _C.layer_norm_backward
+group_norm_forward = _C.group_norm_forward
+group_norm_backward = _C.group_norm_backward
+upsample_nearest2d_forward = _C.upsample_nearest2d_forward
+upsample_nearest2d_backward = _C.upsample_nearest2d_backward
+upsample_bilinear2d_forward = _C.upsample_bilinear2d_forward
+upsample_bilinear2d_backward = _C.upsample_bilinear2d_backward
+pixel_shuffle_forward = _C.pixel_shuffle_forward
+pixel_shuffle_backward = _C.pixel_shuffle_backward
+pixel_unshuffle_forward = _C.pixel_unshuffle_forward
+pixel_unshuffle_backward = _C.pixel_unshuffle_backward
+dropout_forward = _C.dropout_forward
+dropout_backward = _C.dropout_backward
 
 
 def gemm_backward(grad_out, a, b, *, trans_a=False, trans_b=False, alpha=1.0):

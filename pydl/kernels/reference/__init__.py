@@ -7,10 +7,29 @@ from .conv import conv2d_backward, conv2d_forward, conv_transpose2d_backward, co
 from .gemm import gemm, gemm_backward
 from .losses import cross_entropy_backward, cross_entropy_forward, svm_loss_backward, svm_loss_forward
 from .softmax import log_softmax_backward, log_softmax_forward, softmax_backward, softmax_forward
+from .dropout import dropout_backward, dropout_forward
+from .norm import (batch_norm_backward, batch_norm_forward, group_norm_backward, group_norm_forward,
+                   layer_norm_backward, layer_norm_forward)
+from .pool import (adaptive_avg_pool2d_backward, adaptive_avg_pool2d_forward, adaptive_max_pool2d_backward,
+                   adaptive_max_pool2d_forward, avg_pool2d_backward, avg_pool2d_forward,
+                   fractional_max_pool2d_backward, fractional_max_pool2d_forward, max_pool2d_backward,
+                   max_pool2d_forward, max_unpool2d_backward, max_unpool2d_forward)
+from .upsample import (pixel_shuffle_backward, pixel_shuffle_forward, pixel_unshuffle_backward,
+                       pixel_unshuffle_forward, upsample_bilinear2d_backward, upsample_bilinear2d_forward,
+                       upsample_nearest2d_backward, upsample_nearest2d_forward)
 
 OPS = ("gemm", "gemm_backward",
        "softmax_forward", "softmax_backward", "log_softmax_forward", "log_softmax_backward",
        "cross_entropy_forward", "cross_entropy_backward", "svm_loss_forward", "svm_loss_backward",
-       "conv2d_forward", "conv2d_backward", "conv_transpose2d_forward", "conv_transpose2d_backward")
+       "conv2d_forward", "conv2d_backward", "conv_transpose2d_forward", "conv_transpose2d_backward",
+       "max_pool2d_forward", "max_pool2d_backward", "max_unpool2d_forward", "max_unpool2d_backward",
+       "avg_pool2d_forward", "avg_pool2d_backward", "adaptive_avg_pool2d_forward",
+       "adaptive_avg_pool2d_backward", "adaptive_max_pool2d_forward", "adaptive_max_pool2d_backward",
+       "fractional_max_pool2d_forward", "fractional_max_pool2d_backward", "batch_norm_forward",
+       "batch_norm_backward", "layer_norm_forward", "layer_norm_backward", "group_norm_forward",
+       "group_norm_backward", "upsample_nearest2d_forward", "upsample_nearest2d_backward",
+       "upsample_bilinear2d_forward", "upsample_bilinear2d_backward", "pixel_shuffle_forward",
+       "pixel_shuffle_backward", "pixel_unshuffle_forward", "pixel_unshuffle_backward", "dropout_forward",
+       "dropout_backward")
 
 __all__ = list(OPS)
