@@ -4,6 +4,11 @@ import os
 import tempfile
 
 
+def _ms(x):
+    """Four significant digits, trailing zeros kept (1.000, 16.00, 0.08290)."""
+    return f"{x:.0f}" if x >= 1000 else f"{x:#.4g}".rstrip(".")
+
+
 def _fmt(x):
     if x is None:
         return ""
@@ -62,7 +67,7 @@ def family_table(family, results, notes):
             problems.append(f"{r.impl} at {r.case}: {r.error}")
             timing = ["**not timed**: " + r.error.split(":")[0], ""]
         else:
-            timing = [f"{r.median_ms:.4g}", f"{r.min_ms:.4g}"]
+            timing = [_ms(r.median_ms), _ms(r.min_ms)]
         base = pydl_row.get(r.case)
         if r.impl == "pydl" or r.error is not None or base is None:
             ratio = ["", ""]
