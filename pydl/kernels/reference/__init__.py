@@ -14,6 +14,10 @@ from .pool import (adaptive_avg_pool2d_backward, adaptive_avg_pool2d_forward, ad
                    adaptive_max_pool2d_forward, avg_pool2d_backward, avg_pool2d_forward,
                    fractional_max_pool2d_backward, fractional_max_pool2d_forward, max_pool2d_backward,
                    max_pool2d_forward, max_unpool2d_backward, max_unpool2d_forward)
+from .attention import attention_backward, attention_forward
+from .embedding import embedding_backward, embedding_forward
+from .rnn import (gru_backward, gru_cell_backward, gru_cell_forward, gru_forward, lstm_backward, lstm_cell_backward,
+                  lstm_cell_forward, lstm_forward)
 from .upsample import (pixel_shuffle_backward, pixel_shuffle_forward, pixel_unshuffle_backward,
                        pixel_unshuffle_forward, upsample_bilinear2d_backward, upsample_bilinear2d_forward,
                        upsample_nearest2d_backward, upsample_nearest2d_forward)
@@ -30,6 +34,9 @@ OPS = ("gemm", "gemm_backward",
        "group_norm_backward", "upsample_nearest2d_forward", "upsample_nearest2d_backward",
        "upsample_bilinear2d_forward", "upsample_bilinear2d_backward", "pixel_shuffle_forward",
        "pixel_shuffle_backward", "pixel_unshuffle_forward", "pixel_unshuffle_backward", "dropout_forward",
-       "dropout_backward")
+       "dropout_backward",
+       "attention_forward", "attention_backward", "lstm_cell_forward", "lstm_cell_backward", "gru_cell_forward",
+       "gru_cell_backward", "lstm_forward", "lstm_backward", "gru_forward", "gru_backward", "embedding_forward",
+       "embedding_backward")
 
 __all__ = list(OPS)
