@@ -182,78 +182,16 @@ int plane_threads(int64_t P, int64_t per_plane) {
 // max pooling kernels
 // ---------------------------------------------------------------------------------------
 
-// The general window: any kernel, stride, padding, dilation.
-template <typename T>
-void max_pool_plane(const T* xp, T* op, int64_t* ip, const Pool2dShape& s) {
-  for (int64_t oh = 0; oh < s.OH; ++oh) {
-    int64_t h0 = oh * s.SH - s.PH;
-    const int64_t h1 = std::min(h0 + (s.KH - 1) * s.DH + 1, s.H);
-    while (h0 < 0) h0 += s.DH;
-    for (int64_t ow = 0; ow < s.OW; ++ow) {
-      int64_t w0 = ow * s.SW - s.PW;
-      const int64_t w1 = std::min(w0 + (s.KW - 1) * s.DW + 1, s.W);
-      while (w0 < 0) w0 += s.DW;
-      T best = -std::numeric_limits<T>::infinity();
-      int64_t best_i = h0 * s.W + w0;
-      for (int64_t h = h0; h < h1; h += s.DH)
-        for (int64_t w = w0; w < w1; w += s.DW) {
-          const T v = xp[h * s.W + w];
-          if (max_pool_better(v, best)) {
-            best = v;
-            best_i = h * s.W + w;
-          }
-        }
-      op[oh * s.OW + ow] = best;
-      ip[oh * s.OW + ow] = best_i;
-    }
-  }
-}
-
-// 2x2 windows, stride 2, no padding, no dilation: branch-free selects the compiler can
-// vectorise; the scan order (a, b, c, d) and the NaN rule are those of the general loop.
-template <typename T>
-void max_pool_plane_2x2s2(const T* xp, T* op, int64_t* ip, const Pool2dShape& s) {
-  const int64_t W = s.W;
-  for (int64_t oh = 0; oh < s.OH; ++oh) {
-    const T* r0 = xp + 2 * oh * W;
-    const T* r1 = r0 + W;
-    T* o = op + oh * s.OW;
-    int64_t* io = ip + oh * s.OW;
-    const int64_t base = 2 * oh * W;
-    for (int64_t ow = 0; ow < s.OW; ++ow) {
-      const T a = r0[2 * ow], b = r0[2 * ow + 1], c = r1[2 * ow], d = r1[2 * ow + 1];
-      // a is the first candidate: it beats -inf, or is NaN, or is -inf and keeps the
-      // initial index (its own), so it is always the start.
-      T best = a;
-      int64_t k = 0;
-      bool t = b > best || b != b;
-      best = t ? b : best;
-      k = t ? 1 : k;
-      t = c > best || c != c;
-      best = t ? c : best;
-      k = t ? W : k;
-      t = d > best || d != d;
-      best = t ? d : best;
-      k = t ? W + 1 : k;
-      o[ow] = best;
-      io[ow] = base + 2 * ow + k;
-    }
-  }
-}
-
 template <typename T>
 void max_pool2d_kernel(const T* x, T* out, int64_t* idx, const Pool2dShape& s) {
-  // (ceil_mode may add a last window that hangs past the input: then the general loop)
-  const bool fast = s.KH == 2 && s.KW == 2 && s.SH == 2 && s.SW == 2 && s.PH == 0 && s.PW == 0 && s.DH == 1 &&
-                    s.DW == 1 && 2 * s.OH <= s.H && 2 * s.OW <= s.W;
+  const auto plane = pick_pool<T>().max_pool_plane;  // csrc/cpu/pool_isa.cpp
   const int t = plane_threads(s.P, std::max<int64_t>(s.H * s.W, s.OH * s.OW * s.KH * s.KW));
 #pragma omp parallel for schedule(static) num_threads(t) if (t > 1)
   for (int64_t p = 0; p < s.P; ++p) {
     const T* xp = x + p * s.H * s.W;  // (H, W)
     T* op = out + p * s.OH * s.OW;    // (OH, OW)
     int64_t* ip = idx + p * s.OH * s.OW;
-    if (fast) max_pool_plane_2x2s2(xp, op, ip, s);
-    else max_pool_plane(xp, op, ip, s);
+    plane(xp, op, ip, s);
   }
 }
 

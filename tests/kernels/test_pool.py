@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-from parity import FLOAT_DTYPES, assert_close, backends, to_numpy, xp_for
+from parity import FLOAT_DTYPES, assert_close, backends, isa_paths, to_numpy, xp_for
 from pydl import kernels
 from pydl.kernels import reference
 
@@ -81,6 +81,24 @@ def test_max_pool2d_ties_take_the_first_and_nan_propagates(backend):
     np.testing.assert_array_equal(to_numpy(idx)[0, 0], [[0, 1, 3], [5, 6, 8]])
     _, idx = kernels.get("max_pool2d_forward", backend)(xp.asarray(x), (2, 2), 2, 0, (1, 2))
     assert np.isnan(x[0, 0, 0, 2]) and to_numpy(idx)[0, 0, 0, 0] == 2  # the NaN at column 2
+
+
+@pytest.mark.parametrize("path", isa_paths())
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("W,k,s,p,d,ceil", [(70, 2, 2, 0, 1, False), (71, 2, 2, 0, 1, True), (40, 3, 2, 1, 1, False),
+                                            (40, 3, 1, 1, 1, False), (53, 3, 1, 1, 2, True), (40, (2, 3), (1, 2),
+                                            (1, 1), (1, 3), False), (33, 3, 3, 1, 1, False), (17, 2, 1, 0, 1, False)])
+def test_every_isa_path_matches_reference(path, dtype, W, k, s, p, d, ceil, isa, rng):
+    # Rows wide enough for the vector chunks (16 floats / 8 doubles) and their shifted
+    # last chunk, with ties (values rounded to a few levels), NaN and -inf in the lanes.
+    isa(path)
+    x = np.round(rng.standard_normal((2, 3, 9, W)) * 1.5).astype(dtype)
+    x[0, 0, 1, 5::7] = np.nan
+    x[1, 2, :, 3::5] = -np.inf
+    out, idx = kernels.get("max_pool2d_forward")(x, k, s, p, d, ceil)
+    ref_out, ref_idx = reference.max_pool2d_forward(x, k, s, p, d, ceil)
+    assert_close(out, ref_out, dtype)
+    np.testing.assert_array_equal(idx, ref_idx)
 
 
 @pytest.mark.parametrize("backend", backends("max_pool2d_forward"))

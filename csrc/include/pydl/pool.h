@@ -7,6 +7,8 @@
 #pragma once
 #include <cstdint>
 
+#include "pydl/isa.h"
+
 #if !defined(PYDL_HOST_DEVICE)
 #if defined(__CUDACC__)
 #define PYDL_HOST_DEVICE __host__ __device__
@@ -53,5 +55,25 @@ struct Pool2dShape {
   int64_t P, H, W, OH, OW;      // planes (N * C), input plane, output plane
   int64_t KH, KW, SH, SW, PH, PW, DH, DW;
 };
+
+// The plane kernels compiled per ISA (csrc/cpu/pool_isa.cpp).
+template <typename T>
+struct PoolKernelsT {
+  // One plane of max pooling: xp (H, W) -> op, ip (OH, OW).
+  void (*max_pool_plane)(const T* xp, T* op, int64_t* ip, const Pool2dShape& s);
+};
+
+struct PoolKernels {
+  PoolKernelsT<float> f32;
+  PoolKernelsT<double> f64;
+};
+
+PYDL_DECLARE_ISA_TABLE(PoolKernels, pool_kernels)
+
+template <typename T>
+const PoolKernelsT<T>& pick_pool() {
+  if constexpr (sizeof(T) == 4) return pick_pool_kernels().f32;
+  else return pick_pool_kernels().f64;
+}
 
 }  // namespace pydl
