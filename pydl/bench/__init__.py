@@ -43,17 +43,19 @@ def run(names=None, *, repeat=None, threads=None, quick=False, json_path=None, o
             chosen[n] = _families.load(n)
         else:
             chosen[n.__name__.rsplit(".", 1)[-1]] = n
+    pause_s = harness.SWITCH_PAUSE_S
     if quick:
         repeat = 2 if repeat is None else repeat
         warmup = 0
+        pause_s = 0.0
     machine.set_threads(pydl.get_num_threads() if threads is None else threads)
 
     info = machine.info()
     calls = (f"{repeat} calls" if repeat is not None else
              f"{harness.MIN_REPEAT}-{harness.MAX_REPEAT} calls (about {budget_s:g} s; `runs` column)")
     timing = (f"median and min of {calls} per implementation after 1 checking call and {warmup} warm-up "
-              f"call{'s' * (warmup != 1)}; implementations alternated call by call, order reversed every "
-              f"other round; GC off while timing; threads = the count each library was set to (a kernel "
+              f"call{'s' * (warmup != 1)}; implementations alternated in {harness.ROUNDS} rounds of bursts, "
+              f"each burst after a {pause_s:g} s pause and one untimed call, order reversed every other round; GC off while timing; threads = the count each library was set to (a kernel "
               f"may use fewer on a small input)" + ("; --quick: tiny shapes" if quick else ""))
     info.update(repeat=repeat, warmup=warmup, quick=quick, timing=timing)
     print(report.header(info, timing), file=out, flush=True)
@@ -71,7 +73,8 @@ def run(names=None, *, repeat=None, threads=None, quick=False, json_path=None, o
                 broken.append(f"building the case for shape {shape} raised {type(e).__name__}: {e}")
                 continue
             _progress(f"pydl bench: {family} {case.name} ...")
-            family_results += harness.measure(family, case, repeat=repeat, warmup=warmup, budget_s=budget_s)
+            family_results += harness.measure(family, case, repeat=repeat, warmup=warmup, budget_s=budget_s,
+                                              pause_s=pause_s)
             notes += case.notes
         _progress("")
         missing = list(dict.fromkeys(missing))

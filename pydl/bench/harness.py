@@ -8,14 +8,15 @@ per implementation (``pydl``, ``reference``, ``numpy``, ``torch``) and the float
 1. calls each implementation once and compares its result with the truth -- an
    implementation that raises or returns a wrong result is reported as such and not timed;
 2. warms each one up, alternating between them;
-3. times them in rounds, one call of each implementation per round, the order reversed
-   every other round, so that a noisy moment on a shared machine hits every side of the
-   ratio rather than one; each keeps its median and min.
+3. times them in rounds, one burst of calls of each implementation per round (after a
+   pause and an untimed call, see ``SWITCH_PAUSE_S``), the order reversed every other
+   round, so that a noisy moment on a shared machine hits every side of the ratio rather
+   than one; each keeps its median and min.
 
 The number of timed calls adapts to the cost of a call: about ``budget_s`` seconds per
 implementation, between ``MIN_REPEAT`` and ``MAX_REPEAT`` calls, so that the samples of a
 fast kernel are spread over a second rather than bunched into one noisy moment; a case
-whose calls turn slow mid-way (a busy machine) stops after ``MIN_REPEAT`` rounds once it
+whose calls turn slow mid-way (a busy machine) stops after ``ROUNDS`` rounds once it
 has spent ``DEADLINE_FACTOR`` times its budget. A fixed ``repeat`` is honoured exactly.
 The garbage collector is off while a case is timed.
 """
@@ -30,6 +31,13 @@ import numpy as np
 IMPLS = ("pydl", "reference", "numpy", "torch")
 MIN_REPEAT, MAX_REPEAT = 5, 200
 DEADLINE_FACTOR = 3.0
+# Timed calls come in ROUNDS bursts per implementation. Thread pools spin for a while
+# after a call -- OpenBLAS's for ~2^28 cycles (~70 ms), OpenMP's for a shorter time -- and
+# a spinning pool of one implementation steals the cores of the next: measured here, it
+# halved pydl's 2-thread gemm when calls alternated one by one with NumPy's. So each burst
+# starts after a pause and one untimed call that wakes its own pool.
+ROUNDS = 5
+SWITCH_PAUSE_S = 0.1
 
 
 class Unavailable(Exception):
@@ -187,7 +195,7 @@ def _repeats(seconds_per_call, repeat, budget_s):
     return max(MIN_REPEAT, min(MAX_REPEAT, want))
 
 
-def measure(family, case, *, repeat=None, warmup=2, budget_s=1.0):
+def measure(family, case, *, repeat=None, warmup=2, budget_s=1.0, pause_s=SWITCH_PAUSE_S):
     """Check, warm up and time every implementation of ``case``; a list of :class:`Result`."""
     from .machine import impl_threads
 
@@ -218,14 +226,19 @@ def measure(family, case, *, repeat=None, warmup=2, budget_s=1.0):
             for name in (timed if w % 2 == 0 else timed[::-1]):
                 best[name] = min(best[name], _timed(case.run[name]))
         left = {name: _repeats(best[name], repeat, budget_s) for name in timed}
+        burst = {name: max(1, math.ceil(left[name] / ROUNDS)) for name in timed}
         samples = {name: [] for name in timed}
         deadline = time.perf_counter() + DEADLINE_FACTOR * budget_s * len(timed)
         r = 0
         while any(left.values()):
-            if repeat is None and r >= MIN_REPEAT and time.perf_counter() > deadline:
+            if repeat is None and r >= ROUNDS and time.perf_counter() > deadline:
                 break
             for name in (timed if r % 2 == 0 else timed[::-1]):
-                if left[name]:
+                if not left[name]:
+                    continue
+                time.sleep(pause_s)  # the previous implementation's threads go idle
+                case.run[name]()  # untimed: wakes this implementation's threads
+                for _ in range(min(burst[name], left[name])):
                     samples[name].append(_timed(case.run[name]))
                     left[name] -= 1
             r += 1
