@@ -4,7 +4,8 @@
 // the last NaN wins over everything). csrc/cpu/pool.cpp calls it once per plane.
 //
 // Legend: (H, W) input plane, (OH, OW) output plane, window (KH, KW), stride (SH, SW),
-// padding (PH, PW), dilation (DH, DW); V = 16 float or 8 double lanes.
+// padding (PH, PW), dilation (DH, DW); V lanes: 64 bytes (16 floats, 8 doubles), or 32
+// or 16 bytes for rows too narrow for 64 (LeNet's 14- and 7-wide pooled rows).
 //
 // Algorithm: a scalar compare-and-branch per tap mispredicts about every other time on
 // real data (~30 cycles an output: 70 ms for the canonical N64 64x56x56 2x2 plane set).
@@ -12,10 +13,11 @@
 // the V inputs are one load (stride 1) or two loads and a shuffle that keeps the even
 // elements (stride 2), then a compare and two selects update (best, index). The taps are
 // visited in the scalar scan order, so ties and NaN resolve exactly as there. Only the
-// interior columns -- whose every tap lies inside the row -- go through the vector path;
-// the last chunk is shifted back to end at the interior's end (recomputing a few outputs)
-// so no load ever reads past the row. Border columns, other strides and planes too
-// narrow for a chunk take the scalar loop (selects, not branches, in the body).
+// interior columns -- whose every tap lies inside the row -- go through the vector path,
+// in the widest chunk the interior holds; the last chunk is shifted back to end at the
+// interior's end (recomputing a few outputs) so no load ever reads past the row. Border
+// columns, other strides and rows narrower than 4 lanes take the scalar loop (selects,
+// not branches, in the body).
 //
 // Workspace: none.
 //
@@ -25,6 +27,8 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <type_traits>
+#include <utility>
 
 #include "pydl/pool.h"
 
@@ -33,38 +37,34 @@
 namespace pydl::PYDL_ISA_NS {
 namespace {
 
+// V lanes of T (V * sizeof(T) bytes: 64, 32 or 16), the index lanes as wide as T's, and
+// the int64 lanes they are stored as.
 template <typename T>
-struct Lanes;
-template <>
-struct Lanes<float> {
-  static constexpr int V = 16;
-  typedef int32_t Idx;
-  typedef float R __attribute__((vector_size(64)));
-  typedef int32_t I __attribute__((vector_size(64)));  // the comparison masks' type, and the index
-  typedef int64_t L __attribute__((vector_size(128)));
-  static I iota() { return I{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}; }
-  // p[0], p[2], ..., p[30], reading p[0..30] only
-  static R load_even(const float* p) {
-    R a, b;
-    std::memcpy(&a, p, sizeof(R));
-    std::memcpy(&b, p + 15, sizeof(R));
-    return __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 17, 19, 21, 23, 25, 27, 29, 31);
+using IdxOf = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;
+
+template <typename T, int V>
+struct Lanes {
+  typedef IdxOf<T> Idx;
+  typedef T R __attribute__((vector_size(V * sizeof(T))));
+  typedef Idx I __attribute__((vector_size(V * sizeof(T))));  // the comparison masks' type, and the index
+  typedef int64_t L __attribute__((vector_size(V * 8)));
+  static I iota() {
+    I v;
+    for (int i = 0; i < V; ++i) v[i] = static_cast<Idx>(i);
+    return v;
   }
-};
-template <>
-struct Lanes<double> {
-  static constexpr int V = 8;
-  typedef int64_t Idx;
-  typedef double R __attribute__((vector_size(64)));
-  typedef int64_t I __attribute__((vector_size(64)));
-  typedef int64_t L __attribute__((vector_size(64)));
-  static I iota() { return I{0, 1, 2, 3, 4, 5, 6, 7}; }
-  static R load_even(const double* p) {  // p[0], p[2], ..., p[14], reading p[0..14] only
-    R a, b;
-    std::memcpy(&a, p, sizeof(R));
-    std::memcpy(&b, p + 7, sizeof(R));
-    return __builtin_shufflevector(a, b, 0, 2, 4, 6, 9, 11, 13, 15);
+  static R load(const T* p) {
+    R v;
+    std::memcpy(&v, p, sizeof(R));
+    return v;
   }
+  // p[0], p[2], ..., p[2V - 2], reading p[0 .. 2V - 2] only: a = p[0 .. V-1] and
+  // b = p[V-1 .. 2V-2], element 2k from a when 2k < V, else b[2k - V + 1] (index 2k + 1).
+  template <size_t... K>
+  static R even(R a, R b, std::index_sequence<K...>) {
+    return __builtin_shufflevector(a, b, (2 * K < V ? 2 * K : 2 * K + 1)...);
+  }
+  static R load_even(const T* p) { return even(load(p), load(p + V - 1), std::make_index_sequence<V>{}); }
 };
 
 template <typename T>
@@ -87,9 +87,9 @@ inline void scalar_window(const T* xp, const Pool2dShape& s, int64_t h0, int64_t
 }
 
 // V outputs of row oh starting at column c (all of them interior), stride SW in {1, 2}.
-template <typename T, int SW>
+template <typename T, int V, int SW>
 inline void vector_chunk(const T* xp, const Pool2dShape& s, int64_t h0, int64_t h1, int64_t c, T* o, int64_t* io) {
-  using Ln = Lanes<T>;
+  using Ln = Lanes<T, V>;
   using R = typename Ln::R;
   using I = typename Ln::I;
   const int64_t col0 = c * SW - s.PW;  // input column of lane 0's first tap
@@ -100,7 +100,7 @@ inline void vector_chunk(const T* xp, const Pool2dShape& s, int64_t h0, int64_t 
     const T* row = xp + h * s.W + col0;
     for (int64_t kw = 0; kw < s.KW; ++kw) {
       R v;
-      if constexpr (SW == 1) std::memcpy(&v, row + kw * s.DW, sizeof(R));
+      if constexpr (SW == 1) v = Ln::load(row + kw * s.DW);
       else v = Ln::load_even(row + kw * s.DW);
       const I t = (v > best) | (v != v);
       best = t ? v : best;
@@ -112,33 +112,45 @@ inline void vector_chunk(const T* xp, const Pool2dShape& s, int64_t h0, int64_t 
   std::memcpy(io, &wide, sizeof(wide));
 }
 
+// The interior columns [ow_lo, ow_hi) of every row in chunks of V (the last chunk
+// shifted back to end at ow_hi).
+template <typename T, int V>
+void interior_row(const T* xp, const Pool2dShape& s, int64_t h0, int64_t h1, int64_t ow_lo, int64_t ow_hi, T* o,
+                  int64_t* io) {
+  for (int64_t c = ow_lo;; c += V) {
+    if (c + V > ow_hi) c = ow_hi - V;
+    if (s.SW == 1) vector_chunk<T, V, 1>(xp, s, h0, h1, c, o + c, io + c);
+    else vector_chunk<T, V, 2>(xp, s, h0, h1, c, o + c, io + c);
+    if (c + V >= ow_hi) break;
+  }
+}
+
 template <typename T>
 void max_pool_plane(const T* xp, T* op, int64_t* ip, const Pool2dShape& s) {
-  constexpr int V = Lanes<T>::V;
+  constexpr int V = 64 / sizeof(T);  // a 64-byte chunk; narrower rows use 32 or 16 bytes
   // Interior columns: every tap inside the row, ow SW - PW >= 0 and
   // ow SW - PW + (KW - 1) DW <= W - 1.
   const int64_t ow_lo = (s.PW + s.SW - 1) / s.SW;
   const int64_t last = s.W - 1 - (s.KW - 1) * s.DW + s.PW;
   int64_t ow_hi = last < 0 ? 0 : std::min<int64_t>(s.OW, last / s.SW + 1);
   if (ow_hi < ow_lo) ow_hi = ow_lo;
-  const bool vec = (s.SW == 1 || s.SW == 2) && ow_hi - ow_lo >= V && s.H * s.W < (int64_t(1) << 31);
+  const int64_t n = ow_hi - ow_lo;
+  const int lanes = (s.SW != 1 && s.SW != 2) || s.H * s.W >= (int64_t(1) << 31) ? 0
+                    : n >= V ? V : n >= V / 2 ? V / 2 : n >= V / 4 ? V / 4 : 0;
   for (int64_t oh = 0; oh < s.OH; ++oh) {
     int64_t h0 = oh * s.SH - s.PH;
     const int64_t h1 = std::min<int64_t>(h0 + (s.KH - 1) * s.DH + 1, s.H);
     while (h0 < 0) h0 += s.DH;
     T* o = op + oh * s.OW;
     int64_t* io = ip + oh * s.OW;
-    if (!vec) {
+    if (lanes == 0) {
       for (int64_t ow = 0; ow < s.OW; ++ow) scalar_window(xp, s, h0, h1, ow, o + ow, io + ow);
       continue;
     }
     for (int64_t ow = 0; ow < ow_lo; ++ow) scalar_window(xp, s, h0, h1, ow, o + ow, io + ow);
-    for (int64_t c = ow_lo;; c += V) {
-      if (c + V > ow_hi) c = ow_hi - V;  // the last chunk ends at the interior's end
-      if (s.SW == 1) vector_chunk<T, 1>(xp, s, h0, h1, c, o + c, io + c);
-      else vector_chunk<T, 2>(xp, s, h0, h1, c, o + c, io + c);
-      if (c + V >= ow_hi) break;
-    }
+    if (lanes == V) interior_row<T, V>(xp, s, h0, h1, ow_lo, ow_hi, o, io);
+    else if (lanes == V / 2) interior_row<T, V / 2>(xp, s, h0, h1, ow_lo, ow_hi, o, io);
+    else interior_row<T, V / 4>(xp, s, h0, h1, ow_lo, ow_hi, o, io);
     for (int64_t ow = ow_hi; ow < s.OW; ++ow) scalar_window(xp, s, h0, h1, ow, o + ow, io + ow);
   }
 }

@@ -87,10 +87,12 @@ def test_max_pool2d_ties_take_the_first_and_nan_propagates(backend):
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("W,k,s,p,d,ceil", [(70, 2, 2, 0, 1, False), (71, 2, 2, 0, 1, True), (40, 3, 2, 1, 1, False),
                                             (40, 3, 1, 1, 1, False), (53, 3, 1, 1, 2, True), (40, (2, 3), (1, 2),
-                                            (1, 1), (1, 3), False), (33, 3, 3, 1, 1, False), (17, 2, 1, 0, 1, False)])
+                                            (1, 1), (1, 3), False), (33, 3, 3, 1, 1, False), (17, 2, 1, 0, 1, False),
+                                            (9, 2, 2, 0, 1, False), (20, 2, 2, 0, 1, True), (11, 2, 1, 0, 1, False),
+                                            (14, 3, 2, 1, 1, False)])
 def test_every_isa_path_matches_reference(path, dtype, W, k, s, p, d, ceil, isa, rng):
-    # Rows wide enough for the vector chunks (16 floats / 8 doubles) and their shifted
-    # last chunk, with ties (values rounded to a few levels), NaN and -inf in the lanes.
+    # Rows wide enough for the vector chunks (16, 8 or 4 floats; 8, 4 or 2 doubles) and
+    # their shifted last chunk, with ties (values rounded to a few levels), NaN and -inf.
     isa(path)
     x = np.round(rng.standard_normal((2, 3, 9, W)) * 1.5).astype(dtype)
     x[0, 0, 1, 5::7] = np.nan

@@ -71,11 +71,13 @@ struct NormKernelsT {
   void (*affine)(const T* x, T* y, int64_t n, T mean_hi, T mean_lo, T scale, T shift);
   // dx = dy * a + (x - mean) * b + c over [0:n]
   void (*affine_grad)(const T* dy, const T* x, T* dx, int64_t n, T a, T mean, T b, T c);
-  // The same with a parameter per position j (one row of a (rows, n) block of columns):
-  // s[j] += x[j] - shift[j], q[j] += (x[j] - shift[j])^2
-  void (*col_sums_shifted)(const T* x, int64_t n, const T* shift, double* s, double* q);
-  // s_dy[j] += dy[j], s_dyx[j] += dy[j] * (x[j] - mean[j])
-  void (*col_sums_grad)(const T* dy, const T* x, int64_t n, const T* mean, double* s_dy, double* s_dyx);
+  // Sums down the columns of a (rows, n) block with row stride `stride`, a parameter per
+  // column j: s[j] += sum_r x[r, j] - shift[j], q[j] += sum_r (x[r, j] - shift[j])^2
+  void (*col_sums_shifted)(const T* x, int64_t rows, int64_t stride, int64_t n, const T* shift, double* s, double* q);
+  // s_dy[j] += sum_r dy[r, j], s_dyx[j] += sum_r dy[r, j] * (x[r, j] - mean[j])
+  void (*col_sums_grad)(const T* dy, const T* x, int64_t rows, int64_t stride, int64_t n, const T* mean, double* s_dy,
+                        double* s_dyx);
+  // The element-wise sweeps with a parameter per position j of one row:
   // y[j] = ((x[j] - mean_hi[j]) - mean_lo[j]) * scale[j] + shift[j]
   void (*col_affine)(const T* x, T* y, int64_t n, const T* mean_hi, const T* mean_lo, const T* scale,
                      const T* shift);

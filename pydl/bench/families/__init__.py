@@ -14,6 +14,9 @@ FAMILIES = {
     "gemm": "pydl.bench.families.gemm",
     "softmax": "pydl.bench.families.softmax",
     "cross_entropy": "pydl.bench.families.cross_entropy",
+    "max_pool2d": "pydl.bench.families.max_pool2d",
+    "batch_norm": "pydl.bench.families.batch_norm",
+    "layer_norm": "pydl.bench.families.layer_norm",
 }
 
 

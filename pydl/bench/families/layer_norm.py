@@ -1,0 +1,58 @@
+"""layer_norm over the last axis, forward and forward+backward, float32, affine. GB/s
+counts x read and y written (forward), plus grad_out and x read and grad_input written
+(backward): pydl's actual traffic, since each row stays in L1 between its sweeps."""
+import numpy as np
+
+from ..harness import Case, kernel, reference_kernel, torch
+
+# (pass, rows, D): the canonical 12544 x 768 (a ViT-B/16 batch of 64 x 196 tokens), and a
+# small shape (the cost of a call)
+SHAPES = [("fwd", 12544, 768), ("fwd+bwd", 12544, 768), ("fwd+bwd", 64, 256)]
+QUICK = [("fwd", 9, 33), ("fwd+bwd", 9, 33)]
+
+REFERENCE_MAX_ELEMENTS = 1 << 22
+
+
+def case(shape):
+    kind, rows, d = shape
+    backward_too = kind == "fwd+bwd"
+    forward, backward = kernel("layer_norm_forward"), kernel("layer_norm_backward")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((rows, d), dtype=np.float32) + 0.5  # (R, D)
+    g = rng.standard_normal((rows, d), dtype=np.float32)
+    weight = (1.0 + 0.1 * rng.standard_normal(d)).astype(np.float32)
+    bias = (0.1 * rng.standard_normal(d)).astype(np.float32)
+
+    def with_kernels(fwd, bwd):
+        if not backward_too:
+            return lambda: fwd(x, (d,), weight, bias)[0]
+
+        def fwd_bwd():
+            out, mean, rstd = fwd(x, (d,), weight, bias)
+            return (out,) + tuple(bwd(g, x, (d,), mean, rstd, weight))
+        return fwd_bwd
+
+    ref_fwd, ref_bwd = reference_kernel("layer_norm_forward"), reference_kernel("layer_norm_backward")
+    run = {"pydl": with_kernels(forward, backward)}
+    if x.size <= REFERENCE_MAX_ELEMENTS:
+        run["reference"] = with_kernels(ref_fwd, ref_bwd)
+    t = torch()
+    if t is not None:
+        F = t.nn.functional
+        tw, tb = t.from_numpy(weight).requires_grad_(), t.from_numpy(bias).requires_grad_()
+        tg = t.from_numpy(g)
+        tx = t.from_numpy(x).requires_grad_(backward_too)
+
+        def torch_run():
+            if not backward_too:
+                with t.no_grad():
+                    return F.layer_norm(tx, (d,), tw, tb)
+            tx.grad = tw.grad = tb.grad = None
+            y = F.layer_norm(tx, (d,), tw, tb)
+            y.backward(tg)
+            return y, tx.grad, tw.grad, tb.grad
+        run["torch"] = torch_run
+    nbytes = 2 * x.nbytes + (3 * x.nbytes if backward_too else 0)
+    return Case(f"{kind} {rows}x{d}", run, with_kernels(ref_fwd, ref_bwd), bytes=float(nbytes), notes=[
+        "layer_norm GB/s = (x read, y written; fwd+bwd adds grad_out and x read and grad_input written) / "
+        "median time."])

@@ -1,0 +1,66 @@
+"""max_pool2d (with the arg-max kept, as training needs it) forward, and forward+backward,
+float32, NCHW. GB/s counts the traffic of pydl's passes: x read and out + int64 indices
+written (forward), plus grad_out and the indices read and grad_input written (backward)."""
+import numpy as np
+
+from ..harness import Case, kernel, reference_kernel, torch
+
+# (pass, N, C, H, W, kernel, stride, padding): the canonical 2x2 stride 2, a small shape
+# (the cost of a call), and ResNet's stem pool (3x3, stride 2, padding 1)
+SHAPES = [("fwd", 64, 64, 56, 56, 2, 2, 0), ("fwd+bwd", 64, 64, 56, 56, 2, 2, 0),
+          ("fwd+bwd", 8, 16, 14, 14, 2, 2, 0), ("fwd+bwd", 32, 64, 112, 112, 3, 2, 1)]
+QUICK = [("fwd", 2, 3, 9, 7, 2, 2, 0), ("fwd+bwd", 2, 3, 9, 7, 3, 2, 1)]
+
+REFERENCE_MAX_ELEMENTS = 1 << 18  # the NumPy reference loops over output positions in Python
+
+
+def case(shape):
+    kind, n, c, h, w, k, s, p = shape
+    backward_too = kind == "fwd+bwd"
+    forward, backward = kernel("max_pool2d_forward"), kernel("max_pool2d_backward")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, c, h, w), dtype=np.float32)  # (N, C, H, W)
+    ref_fwd, ref_bwd = reference_kernel("max_pool2d_forward"), reference_kernel("max_pool2d_backward")
+    out0, _ = forward(x, k, s, p)
+    g = rng.standard_normal(out0.shape, dtype=np.float32)  # (N, C, OH, OW)
+
+    def with_kernels(fwd, bwd):
+        if not backward_too:
+            return lambda: fwd(x, k, s, p)[0]
+
+        def fwd_bwd():
+            out, idx = fwd(x, k, s, p)
+            return out, bwd(g, idx, x.shape)
+        return fwd_bwd
+
+    def expected():
+        out, idx = ref_fwd(x, k, s, p)
+        return (out, ref_bwd(g, idx, x.shape)) if backward_too else out
+
+    run = {"pydl": with_kernels(forward, backward)}
+    if x.size <= REFERENCE_MAX_ELEMENTS:
+        run["reference"] = with_kernels(ref_fwd, ref_bwd)
+    t = torch()
+    if t is not None:
+        F = t.nn.functional
+        tg = t.from_numpy(g)
+        if not backward_too:
+            tx = t.from_numpy(x)
+            run["torch"] = lambda: F.max_pool2d(tx, k, s, p, return_indices=True)[0]
+        else:
+            tx = t.from_numpy(x).requires_grad_()
+
+            def torch_fwd_bwd():
+                tx.grad = None
+                y = F.max_pool2d(tx, k, s, p)
+                y.backward(tg)
+                return y, tx.grad
+            run["torch"] = torch_fwd_bwd
+    out_elems = out0.size
+    nbytes = x.nbytes + out_elems * (4 + 8)
+    if backward_too:
+        nbytes += out_elems * (4 + 8) + x.nbytes
+    return Case(f"{kind} N{n} {c}x{h}x{w} k{k} s{s} p{p}", run, expected, bytes=float(nbytes), notes=[
+        "max_pool2d GB/s = (x read + out and int64 indices written; fwd+bwd adds grad_out and the indices "
+        "read and grad_input written) / median time; torch keeps the indices too when it trains. The "
+        "reference (float64, a Python loop over output positions) is timed on small shapes only."])
