@@ -74,8 +74,8 @@ void run_gemm(const GemmArgs<T>& g) {
   else pick_gemm_kernels().f64(g);
 }
 
-// A buffer that grows and is reused by the same thread across calls.
-template <typename T>
+// A buffer that grows and is reused by the same thread across calls (one per slot).
+template <typename T, int slot>
 T* thread_buffer(size_t n) {
   struct Buffer {
     std::unique_ptr<T[], void (*)(void*)> data{nullptr, std::free};
@@ -119,15 +119,27 @@ Split split(int64_t tasks, int64_t macs) {
 template <typename T>
 void forward_depthwise(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* out) {
   const ConvLoops<T>& L = conv_loops<T>();
-  const int64_t planes = g.N * g.K, Kg = g.Kg();
-  const int t = threads_for(planes * g.OHW() * g.KH * g.KW, kGrain / 4);
+  const int64_t planes = g.N * g.C, Kg = g.Kg(), KK = g.KH * g.KW;  // one input plane, its Kg outputs
+  const int t = threads_for(planes * Kg * g.OHW() * KK, kGrain / 4);
 #pragma omp parallel for schedule(static) num_threads(t) if (t > 1)
   for (int64_t p = 0; p < planes; ++p) {
-    const int64_t n = p / g.K, k = p % g.K;  // output channel k reads input channel k / Kg
-    L.depthwise_forward(g, x + (n * g.C + k / Kg) * g.HW(), w + k * g.KH * g.KW, bias ? bias[k] : T(0),
-                        out + p * g.OHW());
+    const int64_t c = p % g.C;
+    T* scratch = thread_buffer<T, 1>(size_t(depthwise_scratch_size(g)));
+    L.depthwise_forward(g, x + p * g.HW(), w + c * Kg * KK, bias ? bias + c * Kg : nullptr, out + p * Kg * g.OHW(),
+                        scratch);
   }
 }
+
+// The gemm's register tile (MR rows x NR columns of C): a product whose M or N is not a
+// multiple wastes the rest of its last tile.
+template <typename T>
+void micro_tile(int64_t& mr, int64_t& nr) {
+  const GemmKernels& k = pick_gemm_kernels();
+  mr = k.mr;
+  nr = sizeof(T) == sizeof(float) ? k.nr : k.nr / 2;  // same vectors, half the lanes
+}
+
+inline int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
 
 template <typename T>
 void forward_gemm(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* out) {
@@ -135,25 +147,45 @@ void forward_gemm(const ConvGeometry& g, const T* x, const T* w, const T* bias, 
   const int64_t Kg = g.Kg(), Cg = g.Cg(), CKK = g.CKK(), OW = g.OW, OHW = g.OHW();
   const bool pointwise = g.pointwise();
   const int64_t rows = tile_rows<T>(g), tiles = (g.OH + rows - 1) / rows;
+  // Orientation: out_tile (Kg, tileN) = W_g @ cols puts the Kg channels on the gemm's rows,
+  // out_tile^T (tileN, Kg) = cols^T @ W_g^T on its columns, then transposes the tile back
+  // (adding the bias on the way). The second wastes less of the last register tile when
+  // Kg is a multiple of NR but not of MR (64 channels: 12-row tiles waste 11%).
+  int64_t mr, nr;
+  micro_tile<T>(mr, nr);
+  const bool transposed = round_up(Kg, nr) < round_up(Kg, mr);
+  std::vector<T> wT(transposed ? size_t(g.G * CKK * Kg) : 0);  // (G, CKK, Kg): W_g^T per group
+  for (int64_t gi = 0; transposed && gi < g.G; ++gi)
+    for (int64_t k = 0; k < Kg; ++k)
+      for (int64_t r = 0; r < CKK; ++r) wT[(gi * CKK + r) * Kg + k] = w[(gi * Kg + k) * CKK + r];
   const Split s = split(g.N * tiles, g.N * g.K * CKK * OHW);
 #pragma omp parallel for schedule(static) num_threads(s.outer) if (s.outer > 1)
   for (int64_t task = 0; task < g.N * tiles; ++task) {
     const int64_t n = task / tiles, oh0 = (task % tiles) * rows, oh1 = std::min(g.OH, oh0 + rows);
     const int64_t tileN = (oh1 - oh0) * OW;
-    T* cols = pointwise ? nullptr : thread_buffer<T>(size_t(CKK * tileN));  // (CKK, tileN)
+    T* cols = pointwise ? nullptr : thread_buffer<T, 0>(size_t(CKK * rows * OW));  // (CKK, tileN)
+    T* scratch = thread_buffer<T, 1>(size_t(conv_scratch_size(g, rows)));
+    T* outT = transposed ? thread_buffer<T, 2>(size_t(rows * OW * Kg)) : nullptr;  // (tileN, Kg)
     for (int64_t gi = 0; gi < g.G; ++gi) {
       const T* xg = x + (n * g.C + gi * Cg) * g.HW();  // (Cg, H, W)
       T* o = out + (n * g.K + gi * Kg) * OHW + oh0 * OW;  // (Kg, tileN), row stride OHW
-      if (bias)
-        for (int64_t k = 0; k < Kg; ++k) std::fill(o + k * OHW, o + k * OHW + tileN, bias[gi * Kg + k]);
-      const T* B = xg + oh0 * OW;
-      int64_t rs_b = g.HW();
+      const T* B = xg + oh0 * OW;  // the columns (CKK, tileN), row stride ld
+      int64_t ld = g.HW();
       if (!pointwise) {
-        L.im2col(g, xg, oh0, oh1, cols);
-        B = cols, rs_b = tileN;
+        L.im2col(g, xg, oh0, oh1, cols, scratch);
+        B = cols, ld = tileN;
       }
-      run_gemm(GemmArgs<T>{Kg, tileN, CKK, w + gi * Kg * CKK, CKK, 1, B, rs_b, 1, o, OHW, T(1),
-                           bias ? T(1) : T(0), s.inner});
+      const T* bg = bias ? bias + gi * Kg : nullptr;
+      if (transposed) {
+        run_gemm(GemmArgs<T>{tileN, Kg, CKK, B, 1, ld, wT.data() + gi * CKK * Kg, Kg, 1, outT, Kg, T(1), T(0),
+                             s.inner});
+        L.transpose_bias(outT, tileN, Kg, Kg, bg, o, OHW);
+        continue;
+      }
+      if (bg)
+        for (int64_t k = 0; k < Kg; ++k) std::fill(o + k * OHW, o + k * OHW + tileN, bg[k]);
+      run_gemm(GemmArgs<T>{Kg, tileN, CKK, w + gi * Kg * CKK, CKK, 1, B, ld, 1, o, OHW, T(1), bg ? T(1) : T(0),
+                           s.inner});
     }
   }
 }
@@ -175,34 +207,23 @@ void channel_sums(const T* x, int64_t N, int64_t C, int64_t plane, T* out) {
   }
 }
 
+// One input channel per task, images in order: its input gradient plane of every image,
+// and the weight gradient of its Kg filters summed over the images (in double).
 template <typename T>
 void backward_depthwise(const ConvGeometry& g, const T* grad_out, const T* x, const T* w, T* grad_x, T* grad_w) {
   const ConvLoops<T>& L = conv_loops<T>();
   const int64_t Kg = g.Kg(), KK = g.KH * g.KW, OHW = g.OHW(), HW = g.HW();
-  const int64_t work = g.N * g.K * OHW * KK;
-  if (grad_x) {  // one input plane per task: its Kg output channels add into it
-    const int t = threads_for(work, kGrain / 4);
+  const int64_t work = g.N * g.K * OHW * KK * ((grad_x ? 1 : 0) + (grad_w ? 1 : 0));
+  const int t = threads_for(work, kGrain / 4);
 #pragma omp parallel for schedule(static) num_threads(t) if (t > 1)
-    for (int64_t p = 0; p < g.N * g.C; ++p) {
-      const int64_t n = p / g.C, c = p % g.C;
-      T* gx = grad_x + p * HW;
-      std::fill(gx, gx + HW, T(0));
-      for (int64_t j = 0; j < Kg; ++j)
-        L.depthwise_input_grad(g, grad_out + (n * g.K + c * Kg + j) * OHW, w + (c * Kg + j) * KK, gx);
-    }
-  }
-  if (grad_w) {  // one output channel per task, images in order
-    const int t = threads_for(work, kGrain / 4);
-#pragma omp parallel for schedule(static) num_threads(t) if (t > 1)
-    for (int64_t k = 0; k < g.K; ++k) {
-      double acc[kConvMaxDirectKW * 16];
-      std::vector<double> big;
-      double* a = KK <= int64_t(std::size(acc)) ? acc : (big.resize(KK), big.data());
-      std::fill(a, a + KK, 0.0);
-      for (int64_t n = 0; n < g.N; ++n)
-        L.depthwise_weight_grad(g, grad_out + (n * g.K + k) * OHW, x + (n * g.C + k / Kg) * HW, a);
-      for (int64_t i = 0; i < KK; ++i) grad_w[k * KK + i] = static_cast<T>(a[i]);
-    }
+  for (int64_t c = 0; c < g.C; ++c) {
+    T* scratch = thread_buffer<T, 1>(size_t(depthwise_scratch_size(g)));
+    std::vector<double> acc(grad_w ? size_t(Kg * KK) : 0, 0.0);  // (Kg, KH, KW)
+    for (int64_t n = 0; n < g.N; ++n)
+      L.depthwise_backward(g, grad_out + (n * g.K + c * Kg) * OHW, x ? x + (n * g.C + c) * HW : nullptr,
+                           w ? w + c * Kg * KK : nullptr, grad_x ? grad_x + (n * g.C + c) * HW : nullptr,
+                           grad_w ? acc.data() : nullptr, scratch);
+    for (size_t i = 0; i < acc.size(); ++i) grad_w[c * Kg * KK + i] = static_cast<T>(acc[i]);
   }
 }
 
@@ -214,13 +235,19 @@ void backward_gemm(const ConvGeometry& g, const T* grad_out, const T* x, const T
   const int64_t rows = tile_rows<T>(g);
   const int64_t macs = g.N * g.K * CKK * OHW * ((grad_x ? 1 : 0) + (grad_w ? 1 : 0));
   const Split s = split(g.N, macs);
+  static const int force_dot = [] { const char* e = std::getenv("PYDL_CONV_WGRAD"); return e ? std::atoi(e) : -1; }();
+  // Thin weight gradients (few channels or a small kernel: CIFAR's first layer, 27 x 32)
+  // spend more time packing the gemm's operands, which are both transposed here, than
+  // multiplying: dot products along the pixels run 2-3x faster there (measured).
+  const bool dot = force_dot >= 0 ? force_dot == 1 : 1.0 / Kg + 1.0 / CKK > 0.03;
   // gwT: one (G, CKK, Kg) sum per thread, added up in thread order at the end.
   const int64_t wsize = g.G * CKK * Kg;
   std::vector<T> gwT(grad_w ? size_t(s.outer * wsize) : 0, T(0));
 #pragma omp parallel num_threads(s.outer) if (s.outer > 1)
   {
     const int me = s.outer > 1 ? omp_get_thread_num() : 0;
-    T* cols = pointwise ? nullptr : thread_buffer<T>(size_t(CKK * rows * OW));  // (CKK, tileN)
+    T* cols = pointwise ? nullptr : thread_buffer<T, 0>(size_t(CKK * rows * OW));  // (CKK, tileN)
+    T* scratch = thread_buffer<T, 1>(size_t(conv_scratch_size(g, rows)));
 #pragma omp for schedule(static)
     for (int64_t n = 0; n < g.N; ++n) {
       if (grad_x) std::fill(grad_x + n * g.C * HW, grad_x + (n + 1) * g.C * HW, T(0));
@@ -233,12 +260,13 @@ void backward_gemm(const ConvGeometry& g, const T* grad_out, const T* x, const T
             const T* A = xg + oh0 * OW;  // (CKK, tileN)
             int64_t rs_a = HW;
             if (!pointwise) {
-              L.im2col(g, xg, oh0, oh1, cols);
+              L.im2col(g, xg, oh0, oh1, cols, scratch);
               A = cols, rs_a = tileN;
             }
             // gwT_g (CKK, Kg) += cols @ go^T
-            run_gemm(GemmArgs<T>{CKK, Kg, tileN, A, rs_a, 1, go, 1, OHW, gwT.data() + me * wsize + gi * CKK * Kg,
-                                 Kg, T(1), T(1), s.inner});
+            T* acc = gwT.data() + me * wsize + gi * CKK * Kg;
+            if (dot) L.dot_rows(CKK, Kg, tileN, A, rs_a, go, OHW, acc, Kg);
+            else run_gemm(GemmArgs<T>{CKK, Kg, tileN, A, rs_a, 1, go, 1, OHW, acc, Kg, T(1), T(1), s.inner});
           }
           if (grad_x) {
             T* gx = grad_x + (n * g.C + gi * Cg) * HW;  // (Cg, H, W)
@@ -248,7 +276,7 @@ void backward_gemm(const ConvGeometry& g, const T* grad_out, const T* x, const T
               run_gemm(GemmArgs<T>{CKK, tileN, Kg, wg, 1, CKK, go, OHW, 1, gx + oh0 * OW, HW, T(1), T(0), s.inner});
             } else {
               run_gemm(GemmArgs<T>{CKK, tileN, Kg, wg, 1, CKK, go, OHW, 1, cols, tileN, T(1), T(0), s.inner});
-              L.col2im(g, cols, oh0, oh1, gx);
+              L.col2im(g, cols, oh0, oh1, gx, scratch);
             }
           }
         }
@@ -268,8 +296,8 @@ void backward_gemm(const ConvGeometry& g, const T* grad_out, const T* x, const T
 
 bool use_direct(const ConvGeometry& g) {
   static const int force = [] { const char* e = std::getenv("PYDL_CONV_DIRECT"); return e ? std::atoi(e) : -1; }();
-  if (force == 0) return false;
-  return g.depthwise() && g.KW <= kConvMaxDirectKW && g.KH * g.KW <= kConvMaxDirectKW * 16;
+  if (force >= 0) return force == 1 && g.depthwise();
+  return g.depthwise();
 }
 
 }  // namespace

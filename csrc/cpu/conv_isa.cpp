@@ -21,6 +21,8 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
+#include <vector>
 
 #include "pydl/conv.h"
 #include "pydl/simd.h"
@@ -44,168 +46,515 @@ inline void zero(T* p, int64_t n) {
   if (n > 0) std::memset(p, 0, size_t(n) * sizeof(T));
 }
 
-// dst[i] = src[i * S] for i in [0, n)
+// dst[i] = src[i], short rows inline (a call to memcpy costs more than 32 floats)
 template <typename T>
-inline void gather_row(T* __restrict dst, const T* __restrict src, int64_t n, int64_t S) {
-  if (S == 1) {
+inline void copy(T* __restrict dst, const T* __restrict src, int64_t n) {
+  if (n * int64_t(sizeof(T)) >= 256) {
     std::memcpy(dst, src, size_t(n) * sizeof(T));
-  } else if (S == 2) {
-    for (int64_t i = 0; i < n; ++i) dst[i] = src[2 * i];
-  } else {
-    for (int64_t i = 0; i < n; ++i) dst[i] = src[i * S];
+    return;
   }
+  for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
 }
 
-// dst[i * S] += src[i] for i in [0, n)
+// dst[i] += src[i]
 template <typename T>
-inline void scatter_add_row(T* __restrict dst, const T* __restrict src, int64_t n, int64_t S) {
-  if (S == 1) {
-    for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
-  } else {
-    for (int64_t i = 0; i < n; ++i) dst[i * S] += src[i];
-  }
+inline void add(T* __restrict dst, const T* __restrict src, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
 }
 
-// dst[i] += a * src[i * S]
+// Where im2col reads and col2im writes the input rows of one tile: the image itself
+// (SW == 1), or its rows [ih0, ih1) split into SW column phases in the scratch buffer, so
+// that row(c, ih, off)[ow] = x[c, ih, ow * SW + off] is contiguous in ow either way.
 template <typename T>
-inline void axpy_gather(T* __restrict dst, T a, const T* __restrict src, int64_t n, int64_t S) {
-  if (S == 1) {
-    for (int64_t i = 0; i < n; ++i) dst[i] += a * src[i];
-  } else {
-    for (int64_t i = 0; i < n; ++i) dst[i] += a * src[i * S];
-  }
-}
+struct TileSource {
+  T* base;
+  int64_t S, ih0, rows, Wq, H, W;
 
-// dst[i * S] += a * src[i]
-template <typename T>
-inline void axpy_scatter(T* __restrict dst, T a, const T* __restrict src, int64_t n, int64_t S) {
-  if (S == 1) {
-    for (int64_t i = 0; i < n; ++i) dst[i] += a * src[i];
-  } else {
-    for (int64_t i = 0; i < n; ++i) dst[i * S] += a * src[i];
+  TileSource(const ConvGeometry& g, const T* x, int64_t oh0, int64_t oh1, T* scratch)
+      : base(const_cast<T*>(x)), S(g.SW), ih0(0), rows(g.H), Wq(g.W), H(g.H), W(g.W) {
+    if (S == 1) return;
+    ih0 = std::max<int64_t>(0, oh0 * g.SH - g.PH);
+    const int64_t ih1 = std::min(g.H, (oh1 - 1) * g.SH - g.PH + (g.KH - 1) * g.DH + 1);
+    rows = std::max<int64_t>(0, ih1 - ih0);
+    Wq = (W + S - 1) / S;
+    base = scratch;  // (Cg, S, rows, Wq)
   }
-}
-
-// sum_i a[i] * b[i * S], in lanes of T
-template <typename T>
-inline T dot_gather(const T* a, const T* b, int64_t n, int64_t S) {
-  using V = Vec<T>;
-  constexpr int W = V::W;
-  int64_t i = 0;
-  T s = 0;
-  if (S == 1 && n >= 2 * W) {
-    typename V::R acc0 = V::zero(), acc1 = V::zero();
-    for (; i + 2 * W <= n; i += 2 * W) {
-      acc0 = V::fma(V::load(a + i), V::load(b + i), acc0);
-      acc1 = V::fma(V::load(a + i + W), V::load(b + i + W), acc1);
-    }
-    s = V::hsum(V::add(acc0, acc1));
+  // Lays out the phases from x (im2col) ...
+  void split(const T* x, int64_t Cg) const {
+    for (int64_t c = 0; c < Cg; ++c)
+      for (int64_t r = 0; r < S; ++r)
+        for (int64_t i = 0; i < rows; ++i) {
+          const T* src = x + (c * H + ih0 + i) * W + r;
+          T* dst = base + ((c * S + r) * rows + i) * Wq;
+          const int64_t n = (W - r + S - 1) / S;  // columns r, r + S, ... below W
+          for (int64_t q = 0; q < n; ++q) dst[q] = src[q * S];
+        }
   }
-  for (; i < n; ++i) s += a[i] * b[i * S];
-  return s;
-}
+  // ... or adds them back into x (col2im), after they were zeroed and accumulated.
+  void merge(T* x, int64_t Cg) const {
+    for (int64_t c = 0; c < Cg; ++c)
+      for (int64_t r = 0; r < S; ++r)
+        for (int64_t i = 0; i < rows; ++i) {
+          T* dst = x + (c * H + ih0 + i) * W + r;
+          const T* src = base + ((c * S + r) * rows + i) * Wq;
+          const int64_t n = (W - r + S - 1) / S;
+          for (int64_t q = 0; q < n; ++q) dst[q * S] += src[q];
+        }
+  }
+  T* row(int64_t c, int64_t ih, int64_t off) const {
+    if (S == 1) return base + (c * H + ih) * W + off;
+    const int64_t r = ((off % S) + S) % S, q = (off - r) / S;  // off = q * S + r, 0 <= r < S
+    return base + ((c * S + r) * rows + ih - ih0) * Wq + q;
+  }
+};
+
+// A stride-1 conv whose output rows are as wide as its input rows (padding 'same'): the
+// valid rows of one kernel tap form one contiguous run in both the image and the columns,
+// copied (or added) in one sweep; the few entries that wrap around a row edge sit where
+// the padding is and are zeroed.
+inline bool flat_rows(const ConvGeometry& g) { return g.SW == 1 && g.SH == 1 && g.OW == g.W; }
 
 template <typename T>
-void im2col(const ConvGeometry& g, const T* x, int64_t oh0, int64_t oh1, T* cols) {
-  const int64_t OW = g.OW, H = g.H, W = g.W, tile = (oh1 - oh0) * OW;
+void im2col(const ConvGeometry& g, const T* x, int64_t oh0, int64_t oh1, T* cols, T* scratch) {
+  const int64_t OW = g.OW, tile = (oh1 - oh0) * OW;
+  const TileSource<T> src(g, x, oh0, oh1, scratch);
+  if (g.SW > 1) src.split(x, g.Cg());
+  const bool flat = flat_rows(g);
   for (int64_t c = 0; c < g.Cg(); ++c)
-    for (int64_t kh = 0; kh < g.KH; ++kh)
+    for (int64_t kh = 0; kh < g.KH; ++kh) {
+      int64_t a, b;  // output rows [a, b) of the tile read image rows inside the image
+      valid_columns(kh * g.DH - g.PH, g.SH, g.H, g.OH, a, b);
+      a = std::clamp(a, oh0, oh1), b = std::clamp(b, a, oh1);
       for (int64_t kw = 0; kw < g.KW; ++kw) {
         T* row = cols + ((c * g.KH + kh) * g.KW + kw) * tile;  // (oh1 - oh0, OW)
         const int64_t off = kw * g.DW - g.PW;
         int64_t lo, hi;
-        valid_columns(off, g.SW, W, OW, lo, hi);
-        for (int64_t oh = oh0; oh < oh1; ++oh) {
-          T* dst = row + (oh - oh0) * OW;
-          const int64_t ih = oh * g.SH - g.PH + kh * g.DH;
-          if (ih < 0 || ih >= H) {
-            zero(dst, OW);
-            continue;
+        valid_columns(off, g.SW, g.W, OW, lo, hi);
+        zero(row, (a - oh0) * OW);
+        zero(row + (b - oh0) * OW, (oh1 - b) * OW);
+        if (a == b) continue;
+        const auto ih = [&](int64_t oh) { return oh * g.SH - g.PH + kh * g.DH; };
+        if (flat && hi > lo) {
+          T* dst = row + (a - oh0) * OW;
+          copy(dst + lo, src.row(c, ih(a), off) + lo, (b - a - 1) * OW + hi - lo);
+          for (int64_t oh = a; oh < b; ++oh, dst += OW) {
+            zero(dst, lo);
+            zero(dst + hi, OW - hi);
           }
-          const T* src = x + (c * H + ih) * W + off;  // src[ow * SW] = x[c, ih, ow * SW + off]
+          continue;
+        }
+        for (int64_t oh = a; oh < b; ++oh) {
+          T* dst = row + (oh - oh0) * OW;
           zero(dst, lo);
-          gather_row(dst + lo, src + lo * g.SW, hi - lo, g.SW);
+          copy(dst + lo, src.row(c, ih(oh), off) + lo, hi - lo);
           zero(dst + hi, OW - hi);
         }
       }
+    }
 }
 
 template <typename T>
-void col2im(const ConvGeometry& g, const T* cols, int64_t oh0, int64_t oh1, T* x) {
-  const int64_t OW = g.OW, H = g.H, W = g.W, tile = (oh1 - oh0) * OW;
+void col2im(const ConvGeometry& g, T* cols, int64_t oh0, int64_t oh1, T* x, T* scratch) {
+  const int64_t OW = g.OW, tile = (oh1 - oh0) * OW;
+  const TileSource<T> dst_rows(g, x, oh0, oh1, scratch);
+  if (g.SW > 1) zero(scratch, g.Cg() * g.SW * dst_rows.rows * dst_rows.Wq);
+  const bool flat = flat_rows(g);
   for (int64_t c = 0; c < g.Cg(); ++c)
-    for (int64_t kh = 0; kh < g.KH; ++kh)
+    for (int64_t kh = 0; kh < g.KH; ++kh) {
+      int64_t a, b;
+      valid_columns(kh * g.DH - g.PH, g.SH, g.H, g.OH, a, b);
+      a = std::clamp(a, oh0, oh1), b = std::clamp(b, a, oh1);
+      if (a == b) continue;
+      const auto ih = [&](int64_t oh) { return oh * g.SH - g.PH + kh * g.DH; };
       for (int64_t kw = 0; kw < g.KW; ++kw) {
-        const T* row = cols + ((c * g.KH + kh) * g.KW + kw) * tile;
+        T* row = cols + ((c * g.KH + kh) * g.KW + kw) * tile;
         const int64_t off = kw * g.DW - g.PW;
         int64_t lo, hi;
-        valid_columns(off, g.SW, W, OW, lo, hi);
-        for (int64_t oh = oh0; oh < oh1; ++oh) {
-          const int64_t ih = oh * g.SH - g.PH + kh * g.DH;
-          if (ih < 0 || ih >= H) continue;
-          T* dst = x + (c * H + ih) * W + off;
-          scatter_add_row(dst + lo * g.SW, row + (oh - oh0) * OW + lo, hi - lo, g.SW);
+        valid_columns(off, g.SW, g.W, OW, lo, hi);
+        if (hi <= lo) continue;
+        if (flat) {
+          T* r = row + (a - oh0) * OW;
+          for (int64_t oh = a; oh < b; ++oh, r += OW) {  // padding entries must add nothing
+            zero(r, lo);
+            zero(r + hi, OW - hi);
+          }
+          add(dst_rows.row(c, ih(a), off) + lo, row + (a - oh0) * OW + lo, (b - a - 1) * OW + hi - lo);
+          continue;
         }
+        for (int64_t oh = a; oh < b; ++oh)
+          add(dst_rows.row(c, ih(oh), off) + lo, row + (oh - oh0) * OW + lo, hi - lo);
       }
+    }
+  if (g.SW > 1) dst_rows.merge(x, g.Cg());
 }
 
-// Valid output-column ranges of every kernel column, for the depthwise loops below (the
-// drivers only send kernels with KW <= kConvMaxDirectKW here).
-struct ColumnRanges {
-  int64_t off[kConvMaxDirectKW], lo[kConvMaxDirectKW], hi[kConvMaxDirectKW];
-  explicit ColumnRanges(const ConvGeometry& g) {
-    for (int64_t kw = 0; kw < g.KW; ++kw) {
-      off[kw] = kw * g.DW - g.PW;
-      valid_columns(off[kw], g.SW, g.W, g.OW, lo[kw], hi[kw]);
+// ---------------------------------------------------------------------------------------
+// Depthwise: direct loops over a padded copy of the plane
+// ---------------------------------------------------------------------------------------
+
+// The plane in padded coordinates (a, b) = (ih + PH, iw + PW), split into SW column phases:
+// pad(r, a)[q] = x[a - PH, q * SW + r - PW] (0 outside the image). Output pixel (oh, ow)
+// reads tap (kh, kw) at tap_row(oh, kh, kw)[ow], with no bounds to test.
+template <typename T>
+struct PaddedPlane {
+  const ConvGeometry& g;
+  DepthwisePlane dims;
+  T* data;  // (SW, Hp, Q)
+  PaddedPlane(const ConvGeometry& geom, int64_t chunk, T* buf) : g(geom), dims(geom, chunk), data(buf) {}
+
+  // Offset of tap (kh, kw) from an output row's start: tap_row = data + oh * SH * Q + offset.
+  int64_t tap_offset(int64_t kh, int64_t kw) const {
+    const int64_t b = kw * g.DW;
+    return ((b % g.SW) * dims.Hp + kh * g.DH) * dims.Q + b / g.SW;
+  }
+  T* row(int64_t oh) const { return data + oh * g.SH * dims.Q; }
+  void clear() const { zero(data, dims.size(g)); }
+  // Visits the (image row, padded row) pairs and, per phase r, the image columns
+  // iw = q * SW + r - PW that land in the plane: f(x_row_offset, pad_row, first iw, count).
+  template <typename F>
+  void for_each_run(F f) const {
+    for (int64_t ih = 0; ih < g.H; ++ih) {
+      const int64_t a = ih + g.PH;
+      if (a >= dims.Hp) break;
+      for (int64_t r = 0; r < g.SW; ++r) {
+        // q >= 0 with iw = q * SW + r - PW >= 0, and iw < W, q < Q
+        int64_t q0 = r >= g.PW ? 0 : ceil_div(g.PW - r, g.SW);
+        int64_t q1 = std::min(dims.Q, g.W + g.PW - r <= 0 ? 0 : ceil_div(g.W + g.PW - r, g.SW));
+        if (q1 > q0) f(ih * g.W + q0 * g.SW + r - g.PW, data + (r * dims.Hp + a) * dims.Q + q0, q1 - q0);
+      }
     }
+  }
+  void load(const T* x) const {  // the image into the (cleared) plane
+    clear();
+    for_each_run([&](int64_t off, T* dst, int64_t n) {
+      const T* src = x + off;
+      if (g.SW == 1) copy(dst, src, n);
+      else for (int64_t i = 0; i < n; ++i) dst[i] = src[i * g.SW];
+    });
+  }
+  void store(T* x) const {  // the plane's image part back into x (H, W)
+    for_each_run([&](int64_t off, T* src, int64_t n) {
+      T* dst = x + off;
+      if (g.SW == 1) copy(dst, src, n);
+      else for (int64_t i = 0; i < n; ++i) dst[i * g.SW] = src[i];
+    });
   }
 };
 
-template <typename T>
-void depthwise_forward(const ConvGeometry& g, const T* x, const T* w, T bias, T* out) {
-  const ColumnRanges r(g);
-  for (int64_t oh = 0; oh < g.OH; ++oh) {
-    T* o = out + oh * g.OW;  // (OW,)
-    for (int64_t ow = 0; ow < g.OW; ++ow) o[ow] = bias;
-    for (int64_t kh = 0; kh < g.KH; ++kh) {
-      const int64_t ih = oh * g.SH - g.PH + kh * g.DH;
-      if (ih < 0 || ih >= g.H) continue;
-      const T* in = x + ih * g.W;
-      for (int64_t kw = 0; kw < g.KW; ++kw)
-        axpy_gather(o + r.lo[kw], w[kh * g.KW + kw], in + r.lo[kw] * g.SW + r.off[kw], r.hi[kw] - r.lo[kw], g.SW);
-    }
+// The tap offsets of a plane, kept on the stack for kernels up to 16x16.
+struct TapOffsets {
+  int64_t small[256];
+  std::vector<int64_t> big;
+  int64_t* off;
+  template <typename T>
+  explicit TapOffsets(const PaddedPlane<T>& p) {
+    const ConvGeometry& g = p.g;
+    off = g.KH * g.KW <= 256 ? small : (big.resize(size_t(g.KH * g.KW)), big.data());
+    for (int64_t kh = 0; kh < g.KH; ++kh)
+      for (int64_t kw = 0; kw < g.KW; ++kw) off[kh * g.KW + kw] = p.tap_offset(kh, kw);
   }
-}
+};
 
-template <typename T>
-void depthwise_input_grad(const ConvGeometry& g, const T* grad_out, const T* w, T* grad_x) {
-  const ColumnRanges r(g);
-  for (int64_t oh = 0; oh < g.OH; ++oh) {
-    const T* go = grad_out + oh * g.OW;
-    for (int64_t kh = 0; kh < g.KH; ++kh) {
-      const int64_t ih = oh * g.SH - g.PH + kh * g.DH;
-      if (ih < 0 || ih >= g.H) continue;
-      T* gx = grad_x + ih * g.W;
-      for (int64_t kw = 0; kw < g.KW; ++kw)
-        axpy_scatter(gx + r.lo[kw] * g.SW + r.off[kw], w[kh * g.KW + kw], go + r.lo[kw], r.hi[kw] - r.lo[kw], g.SW);
-    }
-  }
-}
+// Independent accumulator chains per vector of a chunk: the taps of a row are summed in A
+// interleaved partial sums so that U * A >= 8 FMAs are in flight (FMA latency 4, two units);
+// one chain of 25 taps (5x5 on a 14-wide image) ran 4x below the FMA rate (measured).
+template <int U>
+constexpr int kChains = U >= 4 ? 2 : 8 / U;
 
-template <typename T>
-void depthwise_weight_grad(const ConvGeometry& g, const T* grad_out, const T* x, double* grad_w) {
-  const ColumnRanges r(g);
-  for (int64_t kh = 0; kh < g.KH; ++kh)
-    for (int64_t kw = 0; kw < g.KW; ++kw) {
-      T s = 0;  // one plane's sum in T, added to the double total
-      for (int64_t oh = 0; oh < g.OH; ++oh) {
-        const int64_t ih = oh * g.SH - g.PH + kh * g.DH;
-        if (ih < 0 || ih >= g.H) continue;
-        s += dot_gather(grad_out + oh * g.OW + r.lo[kw], x + ih * g.W + r.lo[kw] * g.SW + r.off[kw],
-                        r.hi[kw] - r.lo[kw], g.SW);
+// out (Kg, OH, OW): U vectors of one output row at a time, every tap accumulated in registers.
+// A chunk that runs past the end of its row is stored whole: the lanes past the row land at
+// the start of the next row, written later anyway (only the plane's very end is trimmed).
+template <typename T, int U>
+void depthwise_forward_rows(const ConvGeometry& g, const PaddedPlane<T>& xp, const T* w, const T* bias, T* out) {
+  using V = Vec<T>;
+  using R = typename V::R;
+  constexpr int64_t CW = U * V::W;
+  constexpr int A = kChains<U>;
+  const int64_t KK = g.KH * g.KW;
+  const TapOffsets taps(xp);
+  T* const end = out + g.Kg() * g.OH * g.OW;
+  for (int64_t j = 0; j < g.Kg(); ++j) {
+    const T* wj = w + j * KK;
+    for (int64_t oh = 0; oh < g.OH; ++oh) {
+      T* o = out + (j * g.OH + oh) * g.OW;
+      const T* xrow = xp.row(oh);
+      for (int64_t ow = 0; ow < g.OW; ow += CW) {
+        R acc[A][U];
+#pragma GCC unroll 8
+        for (int a = 0; a < A; ++a)
+#pragma GCC unroll 4
+          for (int u = 0; u < U; ++u) acc[a][u] = V::zero();
+        int64_t t = 0;
+        for (; t + A <= KK; t += A)
+#pragma GCC unroll 8
+          for (int a = 0; a < A; ++a) {
+            const T* in = xrow + taps.off[t + a] + ow;
+            const R wv = V::set1(wj[t + a]);
+#pragma GCC unroll 4
+            for (int u = 0; u < U; ++u) acc[a][u] = V::fma(wv, V::load(in + u * V::W), acc[a][u]);
+          }
+        for (; t < KK; ++t) {
+          const T* in = xrow + taps.off[t] + ow;
+          const R wv = V::set1(wj[t]);
+#pragma GCC unroll 4
+          for (int u = 0; u < U; ++u) acc[0][u] = V::fma(wv, V::load(in + u * V::W), acc[0][u]);
+        }
+        const R b = V::set1(bias ? bias[j] : T(0));
+#pragma GCC unroll 4
+        for (int u = 0; u < U; ++u) {
+#pragma GCC unroll 8
+          for (int a = 1; a < A; ++a) acc[0][u] = V::add(acc[0][u], acc[a][u]);
+          acc[0][u] = V::add(acc[0][u], b);
+        }
+        if (o + ow + CW <= end) {
+#pragma GCC unroll 4
+          for (int u = 0; u < U; ++u) V::store(o + ow + u * V::W, acc[0][u]);
+        } else {
+          alignas(64) T tmp[CW];
+          for (int u = 0; u < U; ++u) V::store(tmp + u * V::W, acc[0][u]);
+          copy(o + ow, tmp, std::min<int64_t>(CW, g.OW - ow));
+        }
       }
-      grad_w[kh * g.KW + kw] += s;
     }
+  }
+}
+
+// Vectors per chunk of an output row: enough to cover it, at most 4.
+template <typename T>
+int chunk_vectors(const ConvGeometry& g) {
+  const int64_t n = ceil_div(g.OW, Vec<T>::W);
+  return static_cast<int>(std::min<int64_t>(4, std::max<int64_t>(1, n)));
+}
+
+template <typename T>
+void depthwise_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* out, T* scratch) {
+  const int U = chunk_vectors<T>(g);
+  const PaddedPlane<T> xp(g, U * Vec<T>::W, scratch);
+  xp.load(x);
+  switch (U) {
+    case 1: return depthwise_forward_rows<T, 1>(g, xp, w, bias, out);
+    case 2: return depthwise_forward_rows<T, 2>(g, xp, w, bias, out);
+    case 3: return depthwise_forward_rows<T, 3>(g, xp, w, bias, out);
+    default: return depthwise_forward_rows<T, 4>(g, xp, w, bias, out);
+  }
+}
+
+// grad_x: every output pixel's gradient times each tap, added where the tap read (into a
+// padded plane, so no bounds), U vectors of an output row at a time.
+// grad_w: per tap, the dot product of grad_out with the padded input rows the tap read.
+// gop: one channel of grad_out, rows zero-padded to OWc.
+template <typename T, int U>
+void depthwise_backward_rows(const ConvGeometry& g, const T* grad_out, const PaddedPlane<T>* xp, const T* w,
+                             const PaddedPlane<T>* gxp, double* grad_w, T* gop, int64_t OWc) {
+  using V = Vec<T>;
+  constexpr int64_t CW = U * V::W;
+  const int64_t KK = g.KH * g.KW, OWu = ceil_div(g.OW, CW) * CW;  // OWu <= OWc
+  const TapOffsets taps(xp ? *xp : *gxp);  // the same geometry for both planes
+  for (int64_t j = 0; j < g.Kg(); ++j) {
+    for (int64_t oh = 0; oh < g.OH; ++oh) copy(gop + oh * OWc, grad_out + (j * g.OH + oh) * g.OW, g.OW);
+    if (gxp) {
+      const T* wj = w + j * KK;
+      for (int64_t oh = 0; oh < g.OH; ++oh)
+        for (int64_t ow = 0; ow < OWu; ow += CW) {
+          typename V::R d[U];
+          for (int u = 0; u < U; ++u) d[u] = V::load(gop + oh * OWc + ow + u * V::W);
+          T* grow = gxp->row(oh) + ow;
+          for (int64_t t = 0; t < KK; ++t) {
+            T* dst = grow + taps.off[t];
+            const typename V::R wv = V::set1(wj[t]);
+            for (int u = 0; u < U; ++u) V::store(dst + u * V::W, V::fma(wv, d[u], V::load(dst + u * V::W)));
+          }
+        }
+    }
+    if (grad_w)
+      for (int64_t t = 0; t < KK; ++t) {  // A chains over the rows, as in the forward loop
+        constexpr int A = kChains<U>;
+        typename V::R acc[A][U];
+        for (int a = 0; a < A; ++a)
+          for (int u = 0; u < U; ++u) acc[a][u] = V::zero();
+        for (int64_t oh = 0; oh < g.OH; ++oh) {
+          const T* in = xp->row(oh) + taps.off[t];
+          const T* d = gop + oh * OWc;
+          const int a = static_cast<int>(oh % A);
+          for (int64_t ow = 0; ow < OWu; ow += CW)
+            for (int u = 0; u < U; ++u)
+              acc[a][u] = V::fma(V::load(d + ow + u * V::W), V::load(in + ow + u * V::W), acc[a][u]);
+        }
+        T s = 0;
+        for (int a = 0; a < A; ++a)
+          for (int u = 0; u < U; ++u) s += V::hsum(acc[a][u]);
+        grad_w[j * KK + t] += s;
+      }
+  }
+}
+
+template <typename T>
+void depthwise_backward(const ConvGeometry& g, const T* grad_out, const T* x, const T* w, T* grad_x, double* grad_w,
+                        T* scratch) {
+  const int U = chunk_vectors<T>(g);
+  const DepthwisePlane dims(g, U * Vec<T>::W);
+  const PaddedPlane<T> xp(g, U * Vec<T>::W, scratch), gxp(g, U * Vec<T>::W, scratch + dims.size(g));
+  T* gop = scratch + 2 * dims.size(g);  // (OH, OWc), zero past OW
+  for (int64_t oh = 0; oh < g.OH; ++oh) zero(gop + oh * dims.OWc + g.OW, dims.OWc - g.OW);
+  if (grad_w) xp.load(x);
+  if (grad_x) gxp.clear();
+  const PaddedPlane<T>* xpp = grad_w ? &xp : nullptr;
+  const PaddedPlane<T>* gxpp = grad_x ? &gxp : nullptr;
+  switch (U) {
+    case 1: depthwise_backward_rows<T, 1>(g, grad_out, xpp, w, gxpp, grad_w, gop, dims.OWc); break;
+    case 2: depthwise_backward_rows<T, 2>(g, grad_out, xpp, w, gxpp, grad_w, gop, dims.OWc); break;
+    case 3: depthwise_backward_rows<T, 3>(g, grad_out, xpp, w, gxpp, grad_w, gop, dims.OWc); break;
+    default: depthwise_backward_rows<T, 4>(g, grad_out, xpp, w, gxpp, grad_w, gop, dims.OWc); break;
+  }
+  if (grad_x) {  // image pixels no tap reads (cut off by the stride) get no gradient
+    zero(grad_x, g.H * g.W);
+    gxp.store(grad_x);
+  }
+}
+
+// Register transposes of square blocks: B rows of src (B channels each) become B rows of
+// dst (B pixels each), plus the bias of each channel (float32 on AVX-512 and AVX2; the
+// other types and ISAs copy element by element).
+#if defined(__AVX512F__)
+constexpr int64_t kTransposeBlock = 16;
+inline void transpose_block(const float* src, int64_t lds, const float* bias, float* dst, int64_t ldd) {
+  __m512 r[16], t[16];
+  for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + i * lds);
+  for (int i = 0; i < 16; i += 2) {  // interleave pairs of rows: 2x2 blocks
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {  // 4x4 blocks within each 128-bit lane
+    r[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
+    r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
+    r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+  for (int i = 0; i < 4; ++i) {  // then the 128-bit lanes: 8x8, then 16x16
+    t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
+    t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xDD);
+    t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
+    t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xDD);
+  }
+  for (int i = 0; i < 8; ++i) {
+    r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+    r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xDD);
+  }
+  for (int c = 0; c < 16; ++c)  // r[c]: channel c of the 16 pixels
+    _mm512_storeu_ps(dst + c * ldd, bias ? _mm512_add_ps(r[c], _mm512_set1_ps(bias[c])) : r[c]);
+}
+template <typename T>
+constexpr bool kHasTransposeBlock = std::is_same_v<T, float>;
+#elif defined(__AVX2__)
+constexpr int64_t kTransposeBlock = 8;
+inline void transpose_block(const float* src, int64_t lds, const float* bias, float* dst, int64_t ldd) {
+  __m256 r[8], t[8];
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * lds);
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+    r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+    r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+  for (int i = 0; i < 4; ++i) {  // r[i]: channels i and 4 + i of pixels 0-3 | 4-7 ... joined by halves
+    t[i] = _mm256_permute2f128_ps(r[i], r[i + 4], 0x20);
+    t[i + 4] = _mm256_permute2f128_ps(r[i], r[i + 4], 0x31);
+  }
+  for (int c = 0; c < 8; ++c)  // t[c]: channel c of the 8 pixels
+    _mm256_storeu_ps(dst + c * ldd, bias ? _mm256_add_ps(t[c], _mm256_set1_ps(bias[c])) : t[c]);
+}
+template <typename T>
+constexpr bool kHasTransposeBlock = std::is_same_v<T, float>;
+#else
+constexpr int64_t kTransposeBlock = 16;
+inline void transpose_block(const float*, int64_t, const float*, float*, int64_t) {}
+template <typename T>
+constexpr bool kHasTransposeBlock = false;
+#endif
+inline void transpose_block(const double*, int64_t, const double*, double*, int64_t) {}
+
+// The blocks go through a small buffer of B channels x P pixels, so that dst is written in
+// runs of P pixels: B rows written 16 pixels at a time alias in the caches when the
+// channel stride is a multiple of 4 KiB (32x32 images), 4x slower (measured).
+template <typename T>
+void transpose_bias(const T* src, int64_t rows, int64_t cols, int64_t lds, const T* bias, T* dst, int64_t ldd) {
+  constexpr int64_t B = kTransposeBlock, P = 128;
+  alignas(64) T buf[kHasTransposeBlock<T> ? B * P : 1];  // (B, P)
+  for (int64_t r0 = 0; r0 < rows; r0 += P) {
+    const int64_t n = std::min(P, rows - r0), nb = kHasTransposeBlock<T> ? n / B * B : 0;
+    int64_t c0 = 0;
+    for (; nb > 0 && c0 + B <= cols; c0 += B) {
+      for (int64_t p = 0; p < nb; p += B) transpose_block(src + (r0 + p) * lds + c0, lds, bias ? bias + c0 : nullptr, buf + p, P);
+      for (int64_t c = 0; c < B; ++c) {
+        T* d = dst + (c0 + c) * ldd + r0;
+        copy(d, buf + c * P, nb);
+        const T b = bias ? bias[c0 + c] : T(0);
+        for (int64_t r = nb; r < n; ++r) d[r] = src[(r0 + r) * lds + c0 + c] + b;
+      }
+    }
+    for (int64_t c = c0; c < cols; ++c) {
+      const T b = bias ? bias[c] : T(0);
+      T* d = dst + c * ldd + r0;
+      for (int64_t r = 0; r < n; ++r) d[r] = src[(r0 + r) * lds + c] + b;
+    }
+  }
+}
+
+// Register block of dot_rows: MB rows of A x NB rows of B, one vector accumulator each.
+#if defined(__AVX512F__)
+constexpr int kDotMB = 4, kDotNB = 4;  // 16 accumulators + 8 operands of 32 registers
+#else
+constexpr int kDotMB = 3, kDotNB = 3;  // 9 + 6 of 16
+#endif
+
+template <typename T, int MB, int NB>
+void dot_block(int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc) {
+  using V = Vec<T>;
+  constexpr int W = V::W;
+  typename V::R acc[MB][NB];
+  for (int i = 0; i < MB; ++i)
+    for (int j = 0; j < NB; ++j) acc[i][j] = V::zero();
+  int64_t p = 0;
+  for (; p + W <= K; p += W) {
+    typename V::R a[MB], b[NB];
+    for (int i = 0; i < MB; ++i) a[i] = V::load(A + i * lda + p);
+    for (int j = 0; j < NB; ++j) b[j] = V::load(B + j * ldb + p);
+    for (int i = 0; i < MB; ++i)
+      for (int j = 0; j < NB; ++j) acc[i][j] = V::fma(a[i], b[j], acc[i][j]);
+  }
+  for (int i = 0; i < MB; ++i)
+    for (int j = 0; j < NB; ++j) {
+      T s = V::hsum(acc[i][j]);
+      for (int64_t q = p; q < K; ++q) s += A[i * lda + q] * B[j * ldb + q];
+      C[i * ldc + j] += s;
+    }
+}
+
+template <typename T, int MB, int NB = kDotNB>
+void dot_edge(int64_t nb, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc) {
+  if constexpr (NB > 1)
+    if (nb < NB) return dot_edge<T, MB, NB - 1>(nb, K, A, lda, B, ldb, C, ldc);
+  dot_block<T, MB, NB>(K, A, lda, B, ldb, C, ldc);
+}
+
+template <typename T, int MB = kDotMB>
+void dot_tile(int64_t mb, int64_t nb, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb, T* C,
+              int64_t ldc) {
+  if constexpr (MB > 1)
+    if (mb < MB) return dot_tile<T, MB - 1>(mb, nb, K, A, lda, B, ldb, C, ldc);
+  dot_edge<T, MB>(nb, K, A, lda, B, ldb, C, ldc);
+}
+
+template <typename T>
+void dot_rows(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc) {
+  for (int64_t i = 0; i < M; i += kDotMB)
+    for (int64_t j = 0; j < N; j += kDotNB)
+      dot_tile<T>(std::min<int64_t>(kDotMB, M - i), std::min<int64_t>(kDotNB, N - j), K, A + i * lda, lda,
+                  B + j * ldb, ldb, C + i * ldc + j, ldc);
 }
 
 template <typename T>
@@ -223,8 +572,7 @@ double sum(const T* x, int64_t n) {
 
 template <typename T>
 constexpr ConvLoops<T> loops() {
-  return {&im2col<T>, &col2im<T>, &depthwise_forward<T>, &depthwise_input_grad<T>, &depthwise_weight_grad<T>,
-          &sum<T>};
+  return {&im2col<T>, &col2im<T>, &depthwise_forward<T>, &depthwise_backward<T>, &transpose_bias<T>, &dot_rows<T>, &sum<T>};
 }
 
 }  // namespace

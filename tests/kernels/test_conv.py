@@ -43,6 +43,9 @@ CONV_CASES = [
     pytest.param((8, 32, 24, 24), (32, 32, 3, 3), dict(padding=1), id="batch-parallel"),
     pytest.param((3, 64, 30, 30), (64, 64, 1, 1), dict(), id="1x1-large"),
     pytest.param((4, 32, 40, 40), (32, 1, 3, 3), dict(padding=1, groups=32), id="depthwise-large"),
+    # 32 and 64 channels per group: computed pixel-major and transposed back (odd pixel counts).
+    pytest.param((2, 8, 13, 11), (64, 8, 3, 3), dict(padding=1), id="64-filters"),
+    pytest.param((2, 6, 9, 7), (64, 3, 2, 2), dict(stride=2, groups=2), id="32-filters-per-group"),
 ]
 
 TRANSPOSE_CASES = [

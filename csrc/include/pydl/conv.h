@@ -34,24 +34,59 @@ struct ConvGeometry {
   bool depthwise() const { return Cg() == 1; }
 };
 
-// The direct depthwise loops keep per-kernel-column ranges on the stack: wider kernels
-// take the im2col + gemm path.
-constexpr int kConvMaxDirectKW = 64;
+// Scratch of im2col / col2im for a tile of `rows` output rows: a strided conv (SW > 1)
+// first splits the input rows the tile reads into SW column phases,
+//   phase[c][r][ih][q] = x[c, ih, q * SW + r],
+// so that every row of columns becomes a contiguous copy (Cg * SW * rows read * ceil(W / SW)).
+inline int64_t conv_scratch_size(const ConvGeometry& g, int64_t rows) {
+  if (g.SW == 1) return 0;
+  const int64_t read = (rows - 1) * g.SH + (g.KH - 1) * g.DH + 1;
+  return g.Cg() * g.SW * (read < g.H ? read : g.H) * ((g.W + g.SW - 1) / g.SW);
+}
+
+// Scratch of the depthwise loops: the input plane zero-padded (and split into SW column
+// phases, as above) so that every tap reads a contiguous, branch-free row, twice (input and
+// gradient), plus the output gradient with rows zero-padded to whole chunks of
+// kDepthwiseChunk (the widest vector run a loop computes at once).
+constexpr int64_t kDepthwiseChunk = 64;
+struct DepthwisePlane {
+  int64_t Hp, OWc, Q;  // padded rows; output row padded to whole chunks; elements per row of one phase
+  explicit DepthwisePlane(const ConvGeometry& g, int64_t chunk = kDepthwiseChunk)
+      : Hp((g.OH - 1) * g.SH + (g.KH - 1) * g.DH + 1),
+        OWc((g.OW + chunk - 1) / chunk * chunk),
+        Q(OWc + (g.KW - 1) * g.DW / g.SW + 1) {}
+  int64_t size(const ConvGeometry& g) const { return g.SW * Hp * Q; }
+};
+// (the loops use chunks of at most kDepthwiseChunk, so this bounds their needs)
+inline int64_t depthwise_scratch_size(const ConvGeometry& g) {
+  const DepthwisePlane p(g);
+  return 2 * p.size(g) + g.OH * p.OWc;
+}
 
 // The loops that touch every element, compiled once per ISA. Rows [oh0, oh1) of the
 // output form one tile; `x` points at the first channel of one image and group.
 template <typename T>
 struct ConvLoops {
   // cols (CKK, (oh1 - oh0) * OW) <- the receptive fields of the tile's output pixels.
-  void (*im2col)(const ConvGeometry& g, const T* x, int64_t oh0, int64_t oh1, T* cols);
+  // scratch: conv_scratch_size(g, oh1 - oh0) elements (strided convs only; else unused).
+  void (*im2col)(const ConvGeometry& g, const T* x, int64_t oh0, int64_t oh1, T* cols, T* scratch);
   // x (Cg, H, W) += the columns of the tile added back where im2col took them from.
-  void (*col2im)(const ConvGeometry& g, const T* cols, int64_t oh0, int64_t oh1, T* x);
-  // Depthwise (Cg == 1), one plane: out (OH, OW) = x (H, W) * w (KH, KW) + bias.
-  void (*depthwise_forward)(const ConvGeometry& g, const T* x, const T* w, T bias, T* out);
-  // Depthwise input gradient, one plane: grad_x (H, W) += grad_out (OH, OW) *^T w (KH, KW).
-  void (*depthwise_input_grad)(const ConvGeometry& g, const T* grad_out, const T* w, T* grad_x);
-  // Depthwise weight gradient, one plane: grad_w (KH, KW) += grad_out (OH, OW) . x windows.
-  void (*depthwise_weight_grad)(const ConvGeometry& g, const T* grad_out, const T* x, double* grad_w);
+  // cols is clobbered (its entries that fall in the padding are zeroed).
+  void (*col2im)(const ConvGeometry& g, T* cols, int64_t oh0, int64_t oh1, T* x, T* scratch);
+  // Depthwise (Cg == 1), one input plane x (H, W) and its Kg output channels:
+  // out (Kg, OH, OW) = x * w (Kg, KH, KW) + bias (Kg, or null).
+  void (*depthwise_forward)(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* out, T* scratch);
+  // ... and back: grad_x (H, W) = the Kg channels of grad_out (Kg, OH, OW) through w (or
+  // nothing when grad_x is null); grad_w (Kg, KH, KW) += grad_out . x windows (when not null).
+  void (*depthwise_backward)(const ConvGeometry& g, const T* grad_out, const T* x, const T* w, T* grad_x,
+                             double* grad_w, T* scratch);
+  // dst[c * ldd + r] = src[r * lds + c] + bias[c] (bias may be null): a (rows, cols) tile
+  // computed pixel-major written back channel-major.
+  void (*transpose_bias)(const T* src, int64_t rows, int64_t cols, int64_t lds, const T* bias, T* dst, int64_t ldd);
+  // C (M, N) += A (M, K) @ B (N, K)^T, the rows of A and B contiguous along K: a weight
+  // gradient as dot products over the pixels (for thin ones; see conv.cpp).
+  void (*dot_rows)(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb, T* C,
+                   int64_t ldc);
   // The sum of n contiguous elements (a bias gradient of one plane), in double.
   double (*sum)(const T* x, int64_t n);
 };
