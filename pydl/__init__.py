@@ -51,7 +51,7 @@ def numel(input):
 
 
 clip = clamp
-from . import optim
+from . import optim, utils
 from .serialization import load, save
 
 __version__ = "0.1.0"
@@ -74,4 +74,4 @@ _TENSOR_API = [
     "unflatten", "unsqueeze", "var", "where", "zeros", "zeros_like",
 ]
 __all__ = _TENSOR_API + ["__version__", "cuda", "get_num_threads", "kernels", "load", "optim", "save",
-                         "set_num_threads", "show_config"]
+                         "set_num_threads", "show_config", "utils"]
