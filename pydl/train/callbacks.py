@@ -166,7 +166,7 @@ def _json_default(value):
     return str(value)
 
 
-def plot_curves(history, path, title=None):
+def plot_curves(history, path, title=None, val_label="validation"):
     """Save the learning curves of ``history`` (loss and accuracy per epoch, training and
     validation) as a PNG at ``path``. Needs matplotlib (``pip install "pydl[viz]"``);
     without it, returns a note saying so instead of the path.
@@ -189,7 +189,7 @@ def plot_curves(history, path, title=None):
             pts = [(e, v) for e, v in zip(epochs, values) if v is not None and not math.isnan(v)]
             if pts:
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], style, markersize=3,
-                        label="training" if split == "train" else "validation")
+                        label="training" if split == "train" else val_label)
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric)
         ax.grid(True, alpha=0.3)

@@ -214,7 +214,8 @@ def train_run(model, data, *, data_root=None, epochs=10, batch_size=64, lr=1e-3,
     topk = tuple(k for k in topk if k < info.num_classes)
     trainer = Trainer(net, opt, loss_fn, scheduler=sched, scheduler_interval=interval, max_grad_norm=max_grad_norm,
                       batch_transform=batch_tf, topk=topk, out_dir=out, early_stopping=early_stopping,
-                      monitor="val_accuracy" if val_set is not None else None, progress=progress, config=config)
+                      monitor="val_accuracy" if val_set is not None else None, progress=progress, config=config,
+                      val_label="validation" if val_set is not None else "test (watched only)")
     if val_set is None:
         trainer.progress.write(f"no validation split: the {len(test_set)} test images are evaluated after each "
                                f"epoch for the learning curves ('val_*'); nothing is chosen on them")
@@ -269,7 +270,7 @@ def demo(out="pydl-demo", epochs=None, seed=0, progress=True, workers=0):
     """The main job: train LeNet-5 (or, where the zoo has no LeNet-5 yet, an MLP) on Digits at
     1x28x28 with random-shift augmentation; returns :func:`train_run`'s result."""
     if "lenet5" in models.list_models():
-        model, model_args, default_epochs, lr, opt = "lenet5", {}, 15, 2e-3, "adam"
+        model, model_args, default_epochs, lr, opt = "lenet5", {}, 10, 2e-3, "adam"
     else:
         model, model_args, default_epochs, lr, opt = "mlp", {"hidden": [1024], "dropout": 0.3}, 60, 2e-3, "adamw"
     return train_run(model, "digits28", epochs=epochs or default_epochs, batch_size=64, lr=lr, optimizer=opt,

@@ -89,6 +89,8 @@ class Trainer:
     monitor: the history key that picks the best epoch ("val_accuracy" by default, or
         "train_loss" when there is no validation set); None: no best epoch (no best.safetensors).
     progress: show a progress bar (tqdm) and a line per epoch.
+    plot, val_label: save the learning curves at the end of ``fit``; the name of the "val_*"
+        curves in the plot (e.g. "test" when the test split is only watched).
     config: a JSON-able dict stored in checkpoints and the log (how to rebuild the model).
     callbacks: objects with any of ``on_epoch_start(trainer, epoch)``,
         ``on_batch_end(trainer, batch_index, logs)``, ``on_epoch_end(trainer, epoch, logs)``.
@@ -96,7 +98,7 @@ class Trainer:
 
     def __init__(self, model, optimizer, loss_fn=None, *, scheduler=None, scheduler_interval="epoch",
                  max_grad_norm=None, batch_transform=None, topk=(), out_dir=None, early_stopping=None,
-                 monitor="val_accuracy", progress=True, plot=True, config=None, callbacks=()):
+                 monitor="val_accuracy", progress=True, plot=True, config=None, callbacks=(), val_label="validation"):
         if scheduler_interval not in ("epoch", "batch"):
             raise ValueError(f"Trainer: scheduler_interval must be 'epoch' or 'batch', got {scheduler_interval!r}")
         self.model = model
@@ -114,6 +116,7 @@ class Trainer:
         self.monitor = monitor
         self.progress = ProgressBar(progress) if isinstance(progress, bool) else progress
         self.plot = plot
+        self.val_label = val_label
         self.config = dict(config or {})
         self.callbacks = list(callbacks)
         self.epoch = 0                 # epochs completed
@@ -340,7 +343,8 @@ class Trainer:
         if self.out_dir is not None:
             self.log.write({"event": "end", "epoch": self.epoch, "best": self.best, "early_stopped": stopped})
             if self.plot:
-                result = plot_curves(self.history, self.path(CURVES), title=self.config.get("title"))
+                result = plot_curves(self.history, self.path(CURVES), title=self.config.get("title"),
+                                     val_label=self.val_label)
                 if not str(result).endswith(".png"):
                     self.notes.append(result)
                     self.progress.write(result)
