@@ -294,10 +294,13 @@ void backward_gemm(const ConvGeometry& g, const T* grad_out, const T* x, const T
   }
 }
 
-bool use_direct(const ConvGeometry& g) {
+// Depthwise convolutions (one input channel per group) run the direct loops: forward up to
+// 8 filters per channel, backward for one (measured at 56x56: 2-5x faster than their thin
+// gemms; with more filters per channel the gemms win, LeNet's 20 filters on 1 channel by 2x).
+bool use_direct(const ConvGeometry& g, bool backward) {
   static const int force = [] { const char* e = std::getenv("PYDL_CONV_DIRECT"); return e ? std::atoi(e) : -1; }();
   if (force >= 0) return force == 1 && g.depthwise();
-  return g.depthwise();
+  return g.depthwise() && g.Kg() <= (backward ? 1 : 8);
 }
 
 }  // namespace
@@ -305,7 +308,7 @@ bool use_direct(const ConvGeometry& g) {
 template <typename T>
 void conv2d_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* out) {
   if (g.N == 0 || g.K == 0) return;
-  if (use_direct(g)) forward_depthwise(g, x, w, bias, out);
+  if (use_direct(g, false)) forward_depthwise(g, x, w, bias, out);
   else forward_gemm(g, x, w, bias, out);
 }
 
@@ -318,7 +321,7 @@ void conv2d_backward(const ConvGeometry& g, const T* grad_out, const T* x, const
     if (grad_w) std::fill(grad_w, grad_w + g.K * g.CKK(), T(0));
     return;
   }
-  if (use_direct(g)) backward_depthwise(g, grad_out, x, w, grad_x, grad_w);
+  if (use_direct(g, true)) backward_depthwise(g, grad_out, x, w, grad_x, grad_w);
   else backward_gemm(g, grad_out, x, w, grad_x, grad_w);
 }
 

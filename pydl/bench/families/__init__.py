@@ -12,6 +12,7 @@ import importlib
 # family name (the word `pydl bench` takes, the "family" field of the JSON) -> module
 FAMILIES = {
     "gemm": "pydl.bench.families.gemm",
+    "conv2d": "pydl.bench.families.conv2d",
     "softmax": "pydl.bench.families.softmax",
     "cross_entropy": "pydl.bench.families.cross_entropy",
     "max_pool2d": "pydl.bench.families.max_pool2d",

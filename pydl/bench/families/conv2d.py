@@ -1,0 +1,82 @@
+"""conv2d forward, and forward+backward (the input, weight and bias gradients), float32.
+
+GFLOP/s counts the multiply-adds of the convolution itself, 2 * N * K * OH * OW * C/G * KH * KW
+per pass (the forward once, fwd+bwd three times: forward, input gradient, weight gradient).
+PyTorch's side computes the same three gradients (its input requires grad).
+"""
+import numpy as np
+
+from ..harness import Case, kernel, reference_kernel, torch
+
+# (pass, name, N, C, H, W, K, kernel, stride, padding): DESIGN.md's four canonical layers
+_LAYERS = [("LeNet", 64, 1, 28, 28, 20, 5, 1, 2), ("ResNet", 32, 64, 56, 56, 64, 3, 1, 1),
+           ("AlexNet-1", 16, 3, 224, 224, 64, 11, 4, 2), ("CIFAR", 128, 3, 32, 32, 32, 3, 1, 1)]
+SHAPES = [(p,) + layer for p in ("fwd", "fwd+bwd") for layer in _LAYERS]
+QUICK = [("fwd", "tiny", 2, 3, 9, 8, 4, 3, 2, 1), ("fwd+bwd", "tiny", 2, 3, 9, 8, 4, 3, 2, 1)]
+
+# The float64 reference builds the columns of the whole batch: timed on small layers only.
+REFERENCE_MAX_FLOPS = 2e8
+TRUTH_IMAGES = 4  # images per call of the reference when computing the truth (memory)
+
+
+def _truth(x, w, b, g, stride, padding, backward_too):
+    """The float64 reference, a few images at a time; sums the weight and bias gradients."""
+    ref_fwd, ref_bwd = reference_kernel("conv2d_forward"), reference_kernel("conv2d_backward")
+    outs, gxs, gw, gb = [], [], 0.0, 0.0
+    for n0 in range(0, x.shape[0], TRUTH_IMAGES):
+        xs = x[n0:n0 + TRUTH_IMAGES].astype(np.float64)
+        outs.append(ref_fwd(xs, w, b, stride, padding))
+        if backward_too:
+            gx, gwi, gbi = ref_bwd(g[n0:n0 + TRUTH_IMAGES], xs, w, stride, padding)
+            gxs.append(gx)
+            gw, gb = gw + gwi, gb + gbi
+    out = np.concatenate(outs)
+    return (out, np.concatenate(gxs), gw, gb) if backward_too else out
+
+
+def case(shape):
+    kind, name, n, c, h, w_, k, ks, stride, padding = shape
+    backward_too = kind == "fwd+bwd"
+    forward = kernel("conv2d_forward")
+    backward = kernel("conv2d_backward") if backward_too else None
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, c, h, w_), dtype=np.float32)  # (N, C, H, W)
+    w = (rng.standard_normal((k, c, ks, ks), dtype=np.float32) / np.sqrt(c * ks * ks)).astype(np.float32)
+    b = rng.standard_normal(k, dtype=np.float32)  # (K,)
+    oh, ow = (h + 2 * padding - ks) // stride + 1, (w_ + 2 * padding - ks) // stride + 1
+    g = rng.standard_normal((n, k, oh, ow), dtype=np.float32)  # (N, K, OH, OW)
+    flops = 2.0 * n * k * oh * ow * c * ks * ks * (3 if backward_too else 1)
+
+    def with_kernels(fwd, bwd):
+        if not backward_too:
+            return lambda: fwd(x, w, b, stride, padding)
+        return lambda: (fwd(x, w, b, stride, padding),) + tuple(bwd(g, x, w, stride, padding))
+
+    run = {"pydl": with_kernels(forward, backward)}
+    ref_fwd, ref_bwd = reference_kernel("conv2d_forward"), reference_kernel("conv2d_backward")
+    if ref_fwd is not None and (ref_bwd is not None or not backward_too) and flops <= REFERENCE_MAX_FLOPS:
+        run["reference"] = with_kernels(ref_fwd, ref_bwd)
+    t = torch()
+    if t is not None:
+        F = t.nn.functional
+        tw, tb, tg = t.from_numpy(w), t.from_numpy(b), t.from_numpy(g)
+        if not backward_too:
+            tx = t.from_numpy(x)
+
+            def torch_fwd():
+                with t.no_grad():
+                    return F.conv2d(tx, tw, tb, stride, padding)
+            run["torch"] = torch_fwd
+        else:
+            tx_, tw_, tb_ = (v.clone().requires_grad_() for v in (t.from_numpy(x), tw, tb))
+
+            def torch_fwd_bwd():
+                tx_.grad = tw_.grad = tb_.grad = None
+                y = F.conv2d(tx_, tw_, tb_, stride, padding)
+                y.backward(tg)
+                return y, tx_.grad, tw_.grad, tb_.grad
+            run["torch"] = torch_fwd_bwd
+    label = f"{kind} {name} N{n} {c}x{h}x{w_} k{k} {ks}x{ks}" + (f" s{stride}" if stride > 1 else "") + f" p{padding}"
+    return Case(label, run, lambda: _truth(x, w, b, g, stride, padding, backward_too), flops=flops, notes=[
+        "conv2d GFLOP/s = 2 * N * K * OH * OW * C * KH * KW per pass (fwd+bwd: 3 passes, the input gradient "
+        "included on both sides) / median time; the reference computes in float64."])
