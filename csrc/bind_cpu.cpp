@@ -16,6 +16,7 @@ void bind_norm(py::module_& m);
 void bind_upsample(py::module_& m);
 void bind_dropout(py::module_& m);
 void bind_conv(py::module_& m);
+void bind_attention(py::module_& m);
 }  // namespace pydl
 
 PYBIND11_MODULE(_C, m) {
@@ -27,6 +28,7 @@ PYBIND11_MODULE(_C, m) {
   pydl::bind_upsample(m);
   pydl::bind_dropout(m);
   pydl::bind_conv(m);
+  pydl::bind_attention(m);
 
   m.def("get_num_threads", &pydl::num_threads);
   m.def("set_num_threads", [](int n) {

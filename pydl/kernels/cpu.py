@@ -19,7 +19,8 @@ OPS = ("gemm", "gemm_backward",
        "group_norm_backward", "upsample_nearest2d_forward", "upsample_nearest2d_backward",
        "upsample_bilinear2d_forward", "upsample_bilinear2d_backward", "pixel_shuffle_forward",
        "pixel_shuffle_backward", "pixel_unshuffle_forward", "pixel_unshuffle_backward", "dropout_forward",
-       "dropout_backward")
+       "dropout_backward",
+       "attention_forward", "attention_backward")
 
 gemm = _C.gemm
 
@@ -70,6 +71,10 @@ pixel_unshuffle_forward = _C.pixel_unshuffle_forward
 pixel_unshuffle_backward = _C.pixel_unshuffle_backward
 dropout_forward = _C.dropout_forward
 dropout_backward = _C.dropout_backward
+
+# attention (csrc/cpu/attention*.cpp): fused, tiled, online softmax; O(L + S) memory per head.
+attention_forward = _C.attention_forward
+attention_backward = _C.attention_backward
 
 
 def gemm_backward(grad_out, a, b, *, trans_a=False, trans_b=False, alpha=1.0):

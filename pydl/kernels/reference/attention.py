@@ -40,6 +40,8 @@ def _check_qkv(op, q, k, v):
                          f"{q.shape}, {k.shape} and {v.shape}")
     if k.shape[-1] != q.shape[-1]:
         raise ValueError(f"{op}: key has {k.shape[-1]} features but query has {q.shape[-1]}")
+    if q.shape[-1] == 0:
+        raise ValueError(f"{op}: query and key must have at least one feature, got shape {q.shape}")
     if v.shape[-2] != k.shape[-2]:
         raise ValueError(f"{op}: value has {v.shape[-2]} positions but key has {k.shape[-2]}")
     return q, k, v
