@@ -81,8 +81,9 @@ class BatchSampler:
 
 def default_collate(batch):
     """Stack a list of samples into a batch: arrays and Tensors -> one Tensor with a new first
-    dimension; ints -> an int64 Tensor; floats -> a float64 Tensor; tuples, lists and dicts
-    are collated field by field; strings stay a list.
+    dimension; NumPy scalars -> a Tensor of their dtype; Python ints -> int64, floats ->
+    float64 (PyTorch's rule); tuples, lists and dicts are collated field by field; strings
+    stay a list.
 
     >>> x, y = default_collate([(np.zeros(2, np.float32), 1), (np.ones(2, np.float32), 0)])
     >>> x.shape, y.tolist()
@@ -95,6 +96,8 @@ def default_collate(batch):
         return Tensor._make(np.stack([_check_same(b, Tensor, elem).data for b in batch]))
     if isinstance(elem, np.ndarray):
         return Tensor._make(np.stack([_check_same(b, np.ndarray, elem) for b in batch]))
+    if isinstance(elem, np.generic) and elem.dtype.kind in "biuf":
+        return Tensor._make(np.asarray(batch, dtype=elem.dtype))
     if isinstance(elem, (bool, np.bool_)):
         return Tensor._make(np.asarray(batch, dtype=np.bool_))
     if isinstance(elem, (numbers.Integral, np.integer)):

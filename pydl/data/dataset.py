@@ -49,11 +49,13 @@ class TensorDataset(Dataset):
     """Samples are the i-th rows of tensors (or NumPy arrays) that share their first dimension.
 
     ``dataset[i]`` is ``tuple(t[i] for t in tensors)``: rows of pydl Tensors come back as
-    Tensors, rows of arrays as arrays (the DataLoader stacks either into Tensor batches).
+    Tensors, rows of arrays as arrays (NumPy scalars for 1-D ones); the DataLoader stacks
+    either into Tensor batches of the same dtype.
 
     >>> ds = TensorDataset(np.arange(6).reshape(3, 2), np.array([0, 1, 0]))
-    >>> len(ds), ds[1]
-    (3, (array([2, 3]), 1))
+    >>> x, y = ds[1]
+    >>> len(ds), x, int(y)
+    (3, array([2, 3]), 1)
     """
 
     def __init__(self, *tensors):
@@ -78,9 +80,7 @@ class TensorDataset(Dataset):
 
     def _row(self, k, i):
         row = self._arrays[k][i]
-        if self._is_tensor[k]:
-            return Tensor._make(np.asarray(row))
-        return row.item() if isinstance(row, np.generic) else row
+        return Tensor._make(np.asarray(row)) if self._is_tensor[k] else row
 
     def __getitem__(self, index):
         i = _check_index(index, len(self), "TensorDataset")
@@ -91,16 +91,16 @@ class TensorDataset(Dataset):
         cols = [a[idx] for a in self._arrays]
         out = []
         for j in range(len(idx)):
-            out.append(tuple(Tensor._make(np.asarray(c[j])) if t else (c[j].item() if c.ndim == 1 else c[j])
-                             for c, t in zip(cols, self._is_tensor)))
+            out.append(tuple(Tensor._make(np.asarray(c[j])) if t else c[j] for c, t in zip(cols, self._is_tensor)))
         return out
 
 
 class Subset(Dataset):
     """The samples of ``dataset`` at ``indices``, in that order.
 
-    >>> Subset(TensorDataset(np.arange(5)), [4, 0])[0]
-    (4,)
+    >>> sub = Subset(TensorDataset(np.arange(5)), [4, 0])
+    >>> len(sub), int(sub[0][0])
+    (2, 4)
     """
 
     def __init__(self, dataset, indices):

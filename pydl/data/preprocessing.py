@@ -18,7 +18,7 @@ def _array(data, op):
         return data.data
     if isinstance(data, np.ndarray):
         return data
-    if hasattr(data, "__len__") and hasattr(data, "__getitem__"):  # a Dataset of (image, label) samples
+    if hasattr(data, "__len__") and hasattr(data, "__getitem__") and not isinstance(data, (str, bytes)):  # a Dataset
         first = data[0]
         images = [data[i][0] if isinstance(first, tuple) else data[i] for i in range(len(data))]
         return np.stack([im.data if isinstance(im, Tensor) else np.asarray(im) for im in images])

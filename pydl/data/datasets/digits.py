@@ -78,7 +78,7 @@ class Digits(ImageDataset):
 
     >>> ds = Digits(train=False, size=28)
     >>> len(ds), ds[0][0].shape, ds[0][1]
-    (359, (1, 28, 28), 0)
+    (359, (1, 28, 28), 5)
     """
 
     classes = [str(d) for d in range(10)]
