@@ -121,7 +121,7 @@ struct BnShape {
 };
 
 // Per-channel sums over (N, C, L): sum f1 and sum f2 where the sweep `plane(p, c, &a, &b)`
-// adds one plane's pair and `cols(j0, j1, a, b)` adds columns [j0, j1) of every row.
+// adds one plane's pair and `cols(r0, r1, j0, j1, a, b)` adds columns [j0, j1) of rows [r0, r1).
 template <typename PlaneFn, typename ColFn>
 void channel_sums(const BnShape& s, PlaneFn&& plane, ColFn&& cols, std::vector<double>& out1,
                   std::vector<double>& out2) {
@@ -146,7 +146,10 @@ void channel_sums(const BnShape& s, PlaneFn&& plane, ColFn&& cols, std::vector<d
 #pragma omp parallel for schedule(static) num_threads(t) if (t > 1)
     for (int64_t blk = 0; blk < blocks; ++blk) {
       const int64_t j0 = blk * kColBlock, j1 = std::min(CL, j0 + kColBlock);
-      cols(j0, j1, a.data(), b.data());
+      // rows in blocks of ~64 KB per array: a column tile's strided walk down the block
+      // then finds the lines the previous tiles' walks brought into L2
+      const int64_t rows_blk = std::max<int64_t>(8, (int64_t(1) << 14) / CL);
+      for (int64_t r0 = 0; r0 < s.N; r0 += rows_blk) cols(r0, std::min(s.N, r0 + rows_blk), j0, j1, a.data(), b.data());
     }
     for (int64_t c = 0; c < s.C; ++c)
       for (int64_t l = 0; l < s.L; ++l) {
@@ -247,8 +250,9 @@ py::tuple batch_norm_forward_t(const py::array& xa, const py::object& rm_obj, co
       std::vector<double> sum, sq;
       channel_sums(
           s, [&](int64_t p, int64_t c, double* a, double* q) { k.sums_shifted(xp + p * s.L, s.L, K[c], a, q); },
-          [&](int64_t j0, int64_t j1, double* a, double* q) {
-            k.col_sums_shifted(xp + j0, s.N, s.C * s.L, j1 - j0, Kcol.data() + j0, a + j0, q + j0);
+          [&](int64_t r0, int64_t r1, int64_t j0, int64_t j1, double* a, double* q) {
+            const int64_t CL = s.C * s.L;
+            k.col_sums_shifted(xp + r0 * CL + j0, r1 - r0, CL, j1 - j0, Kcol.data() + j0, a + j0, q + j0);
           },
           sum, sq);
       for (int64_t c = 0; c < s.C; ++c) {
@@ -327,8 +331,9 @@ py::tuple batch_norm_backward_t(const py::array& ga, const py::array& xa, const 
       if (!s.planes()) mcol = per_column<T>(s, [&](int64_t c) { return mp[c]; });
       channel_sums(
           s, [&](int64_t p, int64_t c, double* a, double* q) { k.sums_grad(gp + p * s.L, xp + p * s.L, s.L, mp[c], a, q); },
-          [&](int64_t j0, int64_t j1, double* a, double* q) {
-            k.col_sums_grad(gp + j0, xp + j0, s.N, s.C * s.L, j1 - j0, mcol.data() + j0, a + j0, q + j0);
+          [&](int64_t r0, int64_t r1, int64_t j0, int64_t j1, double* a, double* q) {
+            const int64_t CL = s.C * s.L, o = r0 * CL + j0;
+            k.col_sums_grad(gp + o, xp + o, r1 - r0, CL, j1 - j0, mcol.data() + j0, a + j0, q + j0);
           },
           sum_dy, sum_dyx);
     }
