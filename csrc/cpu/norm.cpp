@@ -523,8 +523,10 @@ py::tuple layer_norm_backward_t(const py::array& ga, const py::array& xa, const 
     const T* wp = ptr_or_null(w);
     // A fixed number of row chunks (a function of R and D only, so the parameter
     // gradients come out bitwise the same on any number of threads), each with its own
-    // double accumulators; at most 64 chunks and 4M doubles of them.
+    // double accumulators (at most 64 chunks and 4M doubles of them), fed every kFlush
+    // rows from T accumulators the row kernel adds into.
     const bool acc = need_w || need_b;
+    constexpr int64_t kFlush = 8;
     int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(64, (R + 15) / 16));
     if (acc && D > 0) chunks = std::max<int64_t>(1, std::min<int64_t>(chunks, (int64_t(1) << 22) / (2 * D)));
     const int64_t rows_per = R > 0 ? (R + chunks - 1) / chunks : 0;
@@ -533,15 +535,20 @@ py::tuple layer_norm_backward_t(const py::array& ga, const py::array& xa, const 
       const int t = static_cast<int>(std::min<int64_t>(threads_for(R * D, kGrain), chunks));
 #pragma omp parallel num_threads(t) if (t > 1)
       {
-        std::vector<T> scratch(need_x ? 0 : D);  // dx of a row nobody asked for
+        std::vector<T> scratch(need_x ? 0 : D);    // dx of a row nobody asked for
+        std::vector<T> block(acc ? 2 * D : 0);     // (2, D): this block of rows' dw, db
 #pragma omp for schedule(static)
         for (int64_t ch = 0; ch < chunks; ++ch) {
-          double* aw = need_w ? ws.data() + 2 * D * ch : nullptr;
-          double* ab = need_b ? ws.data() + 2 * D * ch + D : nullptr;
-          const int64_t r1 = std::min(R, (ch + 1) * rows_per);
-          for (int64_t r = ch * rows_per; r < r1; ++r) {
+          double* dw = ws.data() + 2 * D * ch;  // (2, D): the chunk's dw, db
+          T* bw = need_w ? block.data() : nullptr;
+          T* bb = need_b ? block.data() + D : nullptr;
+          const int64_t r0 = ch * rows_per, r1 = std::min(R, (ch + 1) * rows_per);
+          for (int64_t r = r0; r < r1; ++r) {
+            if (acc && (r - r0) % kFlush == 0) std::fill(block.begin(), block.end(), T(0));
             T* dx = need_x ? gx.mutable_data() + r * D : scratch.data();
-            kk.ln_row_backward(gp + r * D, xp + r * D, dx, D, mp[r], rp[r], wp, aw, ab);
+            kk.ln_row_backward(gp + r * D, xp + r * D, dx, D, mp[r], rp[r], wp, bw, bb);
+            if (acc && ((r - r0) % kFlush == kFlush - 1 || r == r1 - 1))
+              for (int64_t j = 0; j < 2 * D; ++j) dw[j] += static_cast<double>(block[j]);
           }
         }
       }

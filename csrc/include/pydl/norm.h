@@ -87,9 +87,10 @@ struct NormKernelsT {
   // Layer norm, one row of n: y = ((x - mean_hi) - mean_lo) * rstd * w + b (w, b may be null)
   void (*ln_affine)(const T* x, T* y, int64_t n, T mean_hi, T mean_lo, T rstd, const T* w, const T* b);
   // Layer norm backward, one row of n, row in L1 between two sweeps: dx, and
-  // acc_dw[j] += dy[j] * xhat[j], acc_db[j] += dy[j] (either accumulator may be null)
-  void (*ln_row_backward)(const T* dy, const T* x, T* dx, int64_t n, T mean, T rstd, const T* w, double* acc_dw,
-                          double* acc_db);
+  // acc_dw[j] += dy[j] * xhat[j], acc_db[j] += dy[j] in T (either accumulator may be null;
+  // the caller empties them into double every few rows)
+  void (*ln_row_backward)(const T* dy, const T* x, T* dx, int64_t n, T mean, T rstd, const T* w, T* acc_dw,
+                          T* acc_db);
 };
 
 struct NormKernels {
