@@ -168,9 +168,9 @@ class Trainer:
                 correct += correct_topk(out.detach(), y, (1,) + self.topk)
             self.progress.update(1, loss=loss_m.compute(), acc=correct[0] / max(count, 1))
             self._callbacks("on_batch_end", i, {"loss": value})
-        logs = {"train_loss": loss_m.compute(), "train_accuracy": correct[0] / count if count else float("nan")}
+        logs = {"train_loss": loss_m.compute(), "train_accuracy": float(correct[0] / count) if count else float("nan")}
         for k, c in zip(self.topk, correct[1:]):
-            logs[f"train_top{k}"] = c / count if count else float("nan")
+            logs[f"train_top{k}"] = float(c / count) if count else float("nan")
         return logs
 
     def evaluate(self, loader, prefix="val"):
@@ -191,9 +191,9 @@ class Trainer:
         finally:
             self.model.train(was_training)
         logs = {f"{prefix}_loss": loss_m.compute(),
-                f"{prefix}_accuracy": correct[0] / count if count else float("nan")}
+                f"{prefix}_accuracy": float(correct[0] / count) if count else float("nan")}
         for k, c in zip(self.topk, correct[1:]):
-            logs[f"{prefix}_top{k}"] = c / count if count else float("nan")
+            logs[f"{prefix}_top{k}"] = float(c / count) if count else float("nan")
         return logs
 
     def predict(self, loader):
