@@ -17,18 +17,21 @@
 //   memory speed: 3 passes over the data forward (read, read + write), 5 backward. When
 //   the planes are short (L < 32, e.g. BatchNorm1d's (N, C)), the planes are too short to
 //   sweep one by one and the sums run down columns instead: the C * L columns are split
-//   into fixed blocks of 256 (one thread each, rows in order), the element-wise sweeps go
-//   row by row with per-column parameters.
+//   into fixed blocks of 256 (one thread each, rows in order, a register tile of 16
+//   columns walking down blocks of rows), the element-wise sweeps go row by row with
+//   per-column parameters.
 // - layer norm: one row at a time, row in L1 between its sweeps: forward sums then writes;
 //   backward reads dy and x once (sums and the parameter gradients' accumulators) then
-//   writes dx. The parameter gradients accumulate in double per chunk of rows (a fixed
-//   number of chunks, a function of R and D only), reduced over the chunks in order.
+//   writes dx. The parameter gradients accumulate in T over 8 rows, then in double per
+//   chunk of rows (a fixed number of chunks, a function of R and D only), reduced over the
+//   chunks in order.
 // - group norm: one (n, g) group at a time: the group is one contiguous run of
 //   (C / G) * L values for the statistics; the backward sums per (n, c) plane (the
 //   parameter gradients need them per channel) and then writes dx per plane.
 //
 // Workspace: batch norm (N, C, 2) doubles (or 2 * C * L for short planes, plus per-column
-// parameters); layer norm's backward 2 * D doubles per chunk (at most 64 chunks and 32 MB);
+// parameters); layer norm's backward 2 * D doubles per chunk (at most 64 chunks and 32 MB)
+// and 2 * D values of T per thread;
 // group norm's backward (N, C, 2) doubles.
 //
 // Checked by tests/kernels/test_norm.py: parity with pydl/kernels/reference/norm.py on

@@ -147,6 +147,22 @@ def test_batch_norm_float32_statistics_of_a_large_channel(backend, rng):
 
 
 @pytest.mark.parametrize("backend", backends("batch_norm_forward"))
+def test_strided_inputs_are_read_correctly(backend, rng):
+    x = rand(rng, (6, 5, 8, 10), np.float64)[::2, :, ::-1, 1::2]  # strided, negative-stride
+    g = rand(rng, x.shape, np.float64)[:, :, ::-1]
+    w = rand(rng, (10,), np.float64)[::2]
+    out, mean, invstd = kernels.get("batch_norm_forward", backend)(x, None, None, w, None, True)
+    assert_close(out, reference.batch_norm_forward(x, None, None, w, None, True)[0], np.float64)
+    assert_grads(kernels.get("batch_norm_backward", backend)(g, x, w, mean, invstd, True),
+                 reference.batch_norm_backward(g, x, w, mean, invstd, True), np.float64)
+    xt = rand(rng, (7, 12), np.float32).T  # (12, 7), transposed
+    out, mean, rstd = kernels.get("layer_norm_forward", backend)(xt, 7)
+    assert_close(out, reference.layer_norm_forward(xt, 7)[0], np.float32)
+    out, mean, rstd = kernels.get("group_norm_forward", backend)(x, 5, w)
+    assert_close(out, reference.group_norm_forward(x, 5, w)[0], np.float64)
+
+
+@pytest.mark.parametrize("backend", backends("batch_norm_forward"))
 def test_batch_norm_empty_batch(backend, rng):
     rm, rv = np.zeros(3), np.ones(3)
     x = np.zeros((0, 3, 4, 4))
