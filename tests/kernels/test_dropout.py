@@ -46,3 +46,12 @@ def test_dropout_bad_input(backend):
         f(x, 0.5, np.ones((4, 2), bool))
     with pytest.raises(TypeError, match="dropout: mask must be bool or uint8"):
         f(x, 0.5, np.ones((4, 3, 2), np.float32))
+
+
+@pytest.mark.parametrize("name", ['pydl.kernels.reference.dropout'])
+def test_reference_docstring_examples(name):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0, f"{result.failed} docstring example(s) of {name} failed (run doctest for details)"

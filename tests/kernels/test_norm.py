@@ -356,3 +356,12 @@ def test_layer_and_group_norm_bad_input(backend):
         kernels.get("group_norm_forward", backend)(np.zeros((3, 4, 2)), 3)
     with pytest.raises(ValueError, match=r"group_norm: weight must have shape \(4,\)"):
         kernels.get("group_norm_forward", backend)(np.zeros((3, 4, 2)), 2, np.ones(2))
+
+
+@pytest.mark.parametrize("name", ['pydl.kernels.reference.norm'])
+def test_reference_docstring_examples(name):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0, f"{result.failed} docstring example(s) of {name} failed (run doctest for details)"

@@ -372,3 +372,12 @@ def test_max_pool2d_option_sweep(backend, k, s, p, d, ceil, rng):
     out, idx = kernels.get("max_pool2d_forward", backend)(x, k, s, p, d, ceil)
     assert_close(out, ref_out, np.float64)
     np.testing.assert_array_equal(idx, ref_idx)
+
+
+@pytest.mark.parametrize("name", ['pydl.kernels.reference.pool', 'pydl.kernels.reference._pool_rules'])
+def test_reference_docstring_examples(name):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0, f"{result.failed} docstring example(s) of {name} failed (run doctest for details)"

@@ -163,3 +163,12 @@ def test_bad_input(backend):
         kernels.get("pixel_shuffle_forward", backend)(np.zeros((1, 3, 2, 2)), 2)
     with pytest.raises(ValueError, match="pixel_unshuffle: the input's height 3 and width 3 must be divisible"):
         kernels.get("pixel_unshuffle_forward", backend)(x, 2)
+
+
+@pytest.mark.parametrize("name", ['pydl.kernels.reference.upsample'])
+def test_reference_docstring_examples(name):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0, f"{result.failed} docstring example(s) of {name} failed (run doctest for details)"
