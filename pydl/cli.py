@@ -73,7 +73,10 @@ def _config(args):
 
 
 def add_config(subparsers):
-    p = subparsers.add_parser("config", help="print pydl's build and run-time configuration")
+    p = subparsers.add_parser(
+        "config", help="print pydl's build and run-time configuration",
+        description="Print pydl's version, the compiler and build type, the SIMD path picked at run time, "
+                    "the OpenMP threads, and whether CUDA was built and can run here (and if not, why).")
     p.set_defaults(func=_config)
 
 
@@ -247,8 +250,6 @@ def add_eval(subparsers):
 
 
 def _summary(args):
-    import importlib.util
-
     from . import models
     from .data.datasets import dataset_info
     from .train.runs import model_kwargs
@@ -262,27 +263,28 @@ def _summary(args):
         return 2
     info = dataset_info(args.data)
     net = models.get_model(args.model, **model_kwargs(args.model, info.input_shape, info.num_classes))
-    input_size = (1,) + tuple(info.input_shape)
-    has_summary = importlib.util.find_spec("pydl.utils") is not None and \
-        hasattr(importlib.import_module("pydl.utils"), "summary")
-    if has_summary:
-        importlib.import_module("pydl.utils").summary(net, input_size)
+    try:
+        from .utils import summary
+    except ImportError:  # a build without pydl.utils: the layers and the count
+        print(net)
+        total = sum(p.numel() for p in net.parameters())
+        print(f"input {tuple(info.input_shape)} ({info.name}); parameters: {total:,}")
         return 0
-    print(net)
-    total = sum(p.numel() for p in net.parameters())
-    trainable = sum(p.numel() for p in net.parameters() if p.requires_grad)
-    print(f"input {input_size} ({info.name}); parameters: {total:,} ({trainable:,} trainable)")
-    print("(a per-layer table with shapes, multiply-adds and memory comes with pydl.utils.summary, not built yet)")
+    summary(net, tuple(info.input_shape), batch_size=args.batch_size)
     return 0
 
 
 def add_summary(subparsers):
     p = subparsers.add_parser(
-        "summary", help="print a model's layers and parameter count",
-        description="Build MODEL for the input of a data set and print its layers and parameters.")
+        "summary", help="print a model's layers: output shapes, parameters, multiply-adds, memory",
+        description="Build MODEL for the samples of a data set (its input shape and number of classes) and "
+                    "print pydl.utils.summary's table: each layer's output shape, parameters, multiply-adds "
+                    "and output memory, with the totals.")
     p.add_argument("model", nargs="?", metavar="MODEL", help="model name from the zoo")
     p.add_argument("--data", default="digits28", metavar="DATASET",
                    help="data set whose input shape and classes size the model (default: digits28)")
+    p.add_argument("--batch-size", type=_positive_int, default=1, metavar="N",
+                   help="batch size the shapes and memory are given for (default: 1)")
     p.add_argument("--list", action="store_true", help="list the model names and exit")
     p.set_defaults(func=_summary, check=_check_summary)
 

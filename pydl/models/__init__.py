@@ -40,6 +40,7 @@ def register_model(name=None):
     ...     return pydl.nn.Linear(4, num_classes)
     >>> get_model("tiny", num_classes=3).out_features
     3
+    >>> _ = _REGISTRY.pop("tiny")  # (an example only: unregister it)
     """
     def decorate(builder):
         key = (name or builder.__name__).lower()

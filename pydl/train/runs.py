@@ -129,13 +129,15 @@ def build_transforms(augment, input_shape, mean=None, std=None, num_classes=None
 
 def model_kwargs(name, input_shape, num_classes):
     """The arguments the command line gives model ``name``: those of ``num_classes``,
-    ``in_channels`` and ``in_features`` that its builder accepts."""
+    ``in_channels``, ``image_size`` (square images) and ``in_features`` that its builder accepts."""
     accepted = models.model_arguments(name)
     kw = {}
     if "num_classes" in accepted:
         kw["num_classes"] = int(num_classes)
     if "in_channels" in accepted and len(input_shape) == 3:
         kw["in_channels"] = int(input_shape[0])
+    if "image_size" in accepted and len(input_shape) == 3 and input_shape[1] == input_shape[2]:
+        kw["image_size"] = int(input_shape[1])
     if "in_features" in accepted:
         kw["in_features"] = int(np.prod(input_shape))
     return kw

@@ -83,7 +83,8 @@ def test_build_transforms_order():
 
 def test_model_kwargs_follow_the_builder():
     assert runs.model_kwargs("mlp", (1, 28, 28), 10) == {"num_classes": 10, "in_features": 784}
-    assert runs.model_kwargs("lenet5", (3, 28, 28), 4) == {"num_classes": 4, "in_channels": 3}
+    assert runs.model_kwargs("lenet5", (3, 32, 32), 4) == {"num_classes": 4, "in_channels": 3, "image_size": 32}
+    assert runs.model_kwargs("resnet18_cifar", (3, 32, 32), 10) == {"num_classes": 10, "in_channels": 3}
 
 
 def test_evaluate_checkpoint_errors(tmp_path):
