@@ -125,6 +125,35 @@ def test_norm_backward_asks_only_for_needed_gradients(monkeypatch):
     assert bn.weight.grad is not None
 
 
+EMPTY_BATCH_OPS = {
+    "conv2d": lambda x: nn.Conv2d(3, 4, 3)(x),
+    "conv_transpose2d": lambda x: nn.ConvTranspose2d(3, 4, 3, stride=2)(x),
+    "max_pool2d": lambda x: F.max_pool2d(x, 2),
+    "avg_pool2d": lambda x: F.avg_pool2d(x, 2),
+    "adaptive_avg_pool2d": lambda x: F.adaptive_avg_pool2d(x, 2),
+    "adaptive_max_pool2d": lambda x: F.adaptive_max_pool2d(x, 3),
+    "fractional_max_pool2d": lambda x: F.fractional_max_pool2d(x, 2, output_size=4),
+    "batch_norm_train": lambda x: nn.BatchNorm2d(3)(x),
+    "batch_norm_eval": lambda x: nn.BatchNorm2d(3).eval()(x),
+    "layer_norm": lambda x: F.layer_norm(x, (8,)),
+    "group_norm": lambda x: F.group_norm(x, 3),
+    "nearest": lambda x: F.interpolate(x, scale_factor=2),
+    "bilinear": lambda x: F.interpolate(x, size=(5, 5), mode="bilinear"),
+    "pixel_unshuffle": lambda x: F.pixel_unshuffle(x, 2),
+    "dropout2d": lambda x: F.dropout2d(x),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EMPTY_BATCH_OPS))
+def test_empty_batch(name):
+    """Batch 0 gives an empty output of the right shape, and an empty gradient."""
+    x = pydl.randn(0, 3, 8, 8, requires_grad=True)
+    y = EMPTY_BATCH_OPS[name](x)
+    assert y.shape[0] == 0 and y.ndim == 4
+    y.sum().backward()
+    assert x.grad.shape == x.shape
+
+
 # --------------------------------------------------------------- BatchNorm
 def test_batchnorm2d_defaults_and_keys():
     bn = nn.BatchNorm2d(4)
