@@ -46,8 +46,9 @@ def test_forward_and_backward(name):
     if name == "googlenet":  # training mode: (logits, aux2, aux1), the auxiliary losses weighted by 0.3
         assert isinstance(out, models.googlenet.GoogLeNetOutputs)
         assert out.aux_logits1.shape == out.aux_logits2.shape == out_shape
-        loss = F.cross_entropy(out.logits, pydl.tensor([0, 1])) + 0.3 * (
-            F.cross_entropy(out.aux_logits1, pydl.tensor([0, 1])) + F.cross_entropy(out.aux_logits2, pydl.tensor([0, 1])))
+        target = pydl.tensor([0, 1])
+        loss = F.cross_entropy(out.logits, target) + 0.3 * (
+            F.cross_entropy(out.aux_logits1, target) + F.cross_entropy(out.aux_logits2, target))
         out = out.logits
     else:
         loss = F.cross_entropy(out, pydl.tensor([0, 1]))
