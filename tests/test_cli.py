@@ -110,3 +110,13 @@ def test_console_script_help(tmp_path):
     cmd = [script] if os.path.exists(script) else [sys.executable, "-m", "pydl.cli"]
     p = subprocess.run(cmd + ["demo", "--help"], capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert p.returncode == 0 and "LeNet-5" in p.stdout
+
+
+def test_examples_compile():
+    import py_compile
+
+    folder = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
+    scripts = [f for f in os.listdir(folder) if f.endswith(".py")]
+    assert len(scripts) >= 3
+    for name in scripts:
+        py_compile.compile(os.path.join(folder, name), doraise=True)
