@@ -40,6 +40,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -60,13 +61,9 @@ namespace {
 constexpr int64_t kGrain = int64_t(1) << 23;
 // Target size of one thread's column buffer: a tile of columns this big is built, then
 // consumed by the gemm while it is still in the caches. Tuned on the canonical shapes.
-int64_t cols_bytes() {
-  static const int64_t bytes = [] {
-    const char* env = std::getenv("PYDL_CONV_TILE_KB");
-    return (env && std::atoi(env) > 0 ? std::atoi(env) : 2048) * int64_t(1024);
-  }();
-  return bytes;
-}
+std::atomic<int64_t> g_cols_bytes{int64_t(8192) * 1024};
+int64_t cols_bytes() { return g_cols_bytes.load(std::memory_order_relaxed); }
+std::atomic<int> g_force_dot{-1}, g_force_direct{-1}, g_force_transposed{-1}, g_force_padded{-1};
 
 template <typename T>
 void run_gemm(const GemmArgs<T>& g) {
@@ -140,6 +137,7 @@ void micro_tile(int64_t& mr, int64_t& nr) {
 }
 
 inline int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
+constexpr int64_t kTransposedMinDepth = 128;
 
 template <typename T>
 void forward_gemm(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* out) {
@@ -150,14 +148,29 @@ void forward_gemm(const ConvGeometry& g, const T* x, const T* w, const T* bias, 
   // Orientation: out_tile (Kg, tileN) = W_g @ cols puts the Kg channels on the gemm's rows,
   // out_tile^T (tileN, Kg) = cols^T @ W_g^T on its columns, then transposes the tile back
   // (adding the bias on the way). The second wastes less of the last register tile when
-  // Kg is a multiple of NR but not of MR (64 channels: 12-row tiles waste 11%).
+  // Kg is a multiple of NR but not of MR (64 channels: 12-row tiles waste 11%), which pays
+  // for the transpose when the product is deep enough (measured: +3-4% at CKK 363 and 576,
+  // -12% at CIFAR's 27).
   int64_t mr, nr;
   micro_tile<T>(mr, nr);
-  const bool transposed = round_up(Kg, nr) < round_up(Kg, mr);
+  const int force_t = g_force_transposed.load();
+  const bool transposed =
+      force_t >= 0 ? force_t == 1 : round_up(Kg, nr) < round_up(Kg, mr) && CKK >= kTransposedMinDepth;
   std::vector<T> wT(transposed ? size_t(g.G * CKK * Kg) : 0);  // (G, CKK, Kg): W_g^T per group
   for (int64_t gi = 0; transposed && gi < g.G; ++gi)
     for (int64_t k = 0; k < Kg; ++k)
       for (int64_t r = 0; r < CKK; ++r) wT[(gi * CKK + r) * Kg + k] = w[(gi * Kg + k) * CKK + r];
+  // Channel-major with Kg not a multiple of MR: the last register tile of every column panel
+  // is ragged, computed aside and copied element by element by the gemm, which costs as much
+  // as the tile itself in a shallow product (CKK 25-27). W is then padded with zero rows to
+  // Kp, the tile computed into a buffer and copied out with the bias (measured +9% at
+  // LeNet, +14% at CIFAR; nothing measurable at CKK >= 128).
+  const int force_p = g_force_padded.load();
+  const int64_t Kp = round_up(Kg, mr);
+  const bool padded = !transposed && Kp != Kg && (force_p >= 0 ? force_p == 1 : CKK < kTransposedMinDepth);
+  std::vector<T> wP(padded ? size_t(g.G * Kp * CKK) : 0, T(0));  // (G, Kp, CKK)
+  for (int64_t gi = 0; padded && gi < g.G; ++gi)
+    std::copy(w + gi * Kg * CKK, w + (gi + 1) * Kg * CKK, wP.begin() + gi * Kp * CKK);
   const Split s = split(g.N * tiles, g.N * g.K * CKK * OHW);
 #pragma omp parallel for schedule(static) num_threads(s.outer) if (s.outer > 1)
   for (int64_t task = 0; task < g.N * tiles; ++task) {
@@ -165,7 +178,8 @@ void forward_gemm(const ConvGeometry& g, const T* x, const T* w, const T* bias, 
     const int64_t tileN = (oh1 - oh0) * OW;
     T* cols = pointwise ? nullptr : thread_buffer<T, 0>(size_t(CKK * rows * OW));  // (CKK, tileN)
     T* scratch = thread_buffer<T, 1>(size_t(conv_scratch_size(g, rows)));
-    T* outT = transposed ? thread_buffer<T, 2>(size_t(rows * OW * Kg)) : nullptr;  // (tileN, Kg)
+    // (tileN, Kg) when transposed, (Kp, tileN) when padded
+    T* aside = transposed || padded ? thread_buffer<T, 2>(size_t(rows * OW * (transposed ? Kg : Kp))) : nullptr;
     for (int64_t gi = 0; gi < g.G; ++gi) {
       const T* xg = x + (n * g.C + gi * Cg) * g.HW();  // (Cg, H, W)
       T* o = out + (n * g.K + gi * Kg) * OHW + oh0 * OW;  // (Kg, tileN), row stride OHW
@@ -177,15 +191,19 @@ void forward_gemm(const ConvGeometry& g, const T* x, const T* w, const T* bias, 
       }
       const T* bg = bias ? bias + gi * Kg : nullptr;
       if (transposed) {
-        run_gemm(GemmArgs<T>{tileN, Kg, CKK, B, 1, ld, wT.data() + gi * CKK * Kg, Kg, 1, outT, Kg, T(1), T(0),
+        run_gemm(GemmArgs<T>{tileN, Kg, CKK, B, 1, ld, wT.data() + gi * CKK * Kg, Kg, 1, aside, Kg, T(1), T(0),
                              s.inner});
-        L.transpose_bias(outT, tileN, Kg, Kg, bg, o, OHW);
-        continue;
+        L.transpose_bias(aside, tileN, Kg, Kg, bg, o, OHW);
+      } else if (padded) {
+        run_gemm(GemmArgs<T>{Kp, tileN, CKK, wP.data() + gi * Kp * CKK, CKK, 1, B, ld, 1, aside, tileN, T(1), T(0),
+                             s.inner});
+        L.copy_bias(aside, Kg, tileN, tileN, bg, o, OHW);
+      } else {
+        if (bg)
+          for (int64_t k = 0; k < Kg; ++k) std::fill(o + k * OHW, o + k * OHW + tileN, bg[k]);
+        run_gemm(GemmArgs<T>{Kg, tileN, CKK, w + gi * Kg * CKK, CKK, 1, B, ld, 1, o, OHW, T(1), bg ? T(1) : T(0),
+                             s.inner});
       }
-      if (bg)
-        for (int64_t k = 0; k < Kg; ++k) std::fill(o + k * OHW, o + k * OHW + tileN, bg[k]);
-      run_gemm(GemmArgs<T>{Kg, tileN, CKK, w + gi * Kg * CKK, CKK, 1, B, ld, 1, o, OHW, T(1), bg ? T(1) : T(0),
-                           s.inner});
     }
   }
 }
@@ -227,26 +245,41 @@ void backward_depthwise(const ConvGeometry& g, const T* grad_out, const T* x, co
   }
 }
 
+// The bias gradient is summed on the way, from the grad_out tiles the gemms read anyway:
+// one double per (image, channel), added over the images in order at the end (the same
+// result for any thread count).
 template <typename T>
-void backward_gemm(const ConvGeometry& g, const T* grad_out, const T* x, const T* w, T* grad_x, T* grad_w) {
+void backward_gemm(const ConvGeometry& g, const T* grad_out, const T* x, const T* w, T* grad_x, T* grad_w,
+                   T* grad_b) {
   const ConvLoops<T>& L = conv_loops<T>();
   const int64_t Kg = g.Kg(), Cg = g.Cg(), CKK = g.CKK(), OW = g.OW, OHW = g.OHW(), HW = g.HW();
   const bool pointwise = g.pointwise();
   const int64_t rows = tile_rows<T>(g);
   const int64_t macs = g.N * g.K * CKK * OHW * ((grad_x ? 1 : 0) + (grad_w ? 1 : 0));
   const Split s = split(g.N, macs);
-  static const int force_dot = [] { const char* e = std::getenv("PYDL_CONV_WGRAD"); return e ? std::atoi(e) : -1; }();
+  const int force_dot = g_force_dot.load();
   // Thin weight gradients (few channels or a small kernel: CIFAR's first layer, 27 x 32)
   // spend more time packing the gemm's operands, which are both transposed here, than
   // multiplying: dot products along the pixels run 2-3x faster there (measured).
   const bool dot = force_dot >= 0 ? force_dot == 1 : 1.0 / Kg + 1.0 / CKK > 0.03;
+  // The input gradient's columns W_g^T @ go have CKK rows: a shallow product (K = Kg) with
+  // CKK not a multiple of MR pads W_g^T with zero rows to CKKp, as the forward pass does.
+  int64_t mr, nr;
+  micro_tile<T>(mr, nr);
+  const int force_p = g_force_padded.load();
+  const int64_t CKKp = round_up(CKK, mr);
+  const bool padded = grad_x && !pointwise && CKKp != CKK && (force_p >= 0 ? force_p == 1 : CKK < kTransposedMinDepth);
+  std::vector<T> wP(padded ? size_t(g.G * Kg * CKKp) : 0, T(0));  // (G, Kg, CKKp): W_g with zero columns
+  for (int64_t r = 0; padded && r < g.G * Kg; ++r) std::copy(w + r * CKK, w + (r + 1) * CKK, wP.begin() + r * CKKp);
+  const int64_t ldw = padded ? CKKp : CKK, Mx = padded ? CKKp : CKK;
   // gwT: one (G, CKK, Kg) sum per thread, added up in thread order at the end.
   const int64_t wsize = g.G * CKK * Kg;
   std::vector<T> gwT(grad_w ? size_t(s.outer * wsize) : 0, T(0));
+  std::vector<double> plane_sums(grad_b ? size_t(g.N * g.K) : 0, 0.0);  // (N, K)
 #pragma omp parallel num_threads(s.outer) if (s.outer > 1)
   {
     const int me = s.outer > 1 ? omp_get_thread_num() : 0;
-    T* cols = pointwise ? nullptr : thread_buffer<T, 0>(size_t(CKK * rows * OW));  // (CKK, tileN)
+    T* cols = pointwise ? nullptr : thread_buffer<T, 0>(size_t(Mx * rows * OW));  // (CKK or CKKp, tileN)
     T* scratch = thread_buffer<T, 1>(size_t(conv_scratch_size(g, rows)));
 #pragma omp for schedule(static)
     for (int64_t n = 0; n < g.N; ++n) {
@@ -255,6 +288,8 @@ void backward_gemm(const ConvGeometry& g, const T* grad_out, const T* x, const T
         const int64_t oh1 = std::min(g.OH, oh0 + rows), tileN = (oh1 - oh0) * OW;
         for (int64_t gi = 0; gi < g.G; ++gi) {
           const T* go = grad_out + (n * g.K + gi * Kg) * OHW + oh0 * OW;  // (Kg, tileN), row stride OHW
+          if (grad_b)
+            for (int64_t k = 0; k < Kg; ++k) plane_sums[n * g.K + gi * Kg + k] += L.sum(go + k * OHW, tileN);
           if (grad_w) {
             const T* xg = x + (n * g.C + gi * Cg) * HW;
             const T* A = xg + oh0 * OW;  // (CKK, tileN)
@@ -271,11 +306,11 @@ void backward_gemm(const ConvGeometry& g, const T* grad_out, const T* x, const T
           if (grad_x) {
             T* gx = grad_x + (n * g.C + gi * Cg) * HW;  // (Cg, H, W)
             // (CKK, tileN) = W_g^T @ go, straight into grad_x for a 1x1 conv
-            const T* wg = w + gi * Kg * CKK;
+            const T* wg = padded ? wP.data() + gi * Kg * CKKp : w + gi * Kg * CKK;
             if (pointwise) {
               run_gemm(GemmArgs<T>{CKK, tileN, Kg, wg, 1, CKK, go, OHW, 1, gx + oh0 * OW, HW, T(1), T(0), s.inner});
             } else {
-              run_gemm(GemmArgs<T>{CKK, tileN, Kg, wg, 1, CKK, go, OHW, 1, cols, tileN, T(1), T(0), s.inner});
+              run_gemm(GemmArgs<T>{Mx, tileN, Kg, wg, 1, ldw, go, OHW, 1, cols, tileN, T(1), T(0), s.inner});
               L.col2im(g, cols, oh0, oh1, gx, scratch);
             }
           }
@@ -292,13 +327,18 @@ void backward_gemm(const ConvGeometry& g, const T* grad_out, const T* x, const T
           grad_w[(gi * Kg + k) * CKK + r] = v;
         }
   }
+  for (int64_t k = 0; grad_b && k < g.K; ++k) {
+    double v = 0;
+    for (int64_t n = 0; n < g.N; ++n) v += plane_sums[n * g.K + k];
+    grad_b[k] = static_cast<T>(v);
+  }
 }
 
 // Depthwise convolutions (one input channel per group) run the direct loops: forward up to
 // 8 filters per channel, backward for one (measured at 56x56: 2-5x faster than their thin
 // gemms; with more filters per channel the gemms win, LeNet's 20 filters on 1 channel by 2x).
 bool use_direct(const ConvGeometry& g, bool backward) {
-  static const int force = [] { const char* e = std::getenv("PYDL_CONV_DIRECT"); return e ? std::atoi(e) : -1; }();
+  const int force = g_force_direct.load();
   if (force >= 0) return force == 1 && g.depthwise();
   return g.depthwise() && g.Kg() <= (backward ? 1 : 8);
 }
@@ -315,14 +355,17 @@ void conv2d_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias
 template <typename T>
 void conv2d_backward(const ConvGeometry& g, const T* grad_out, const T* x, const T* w, T* grad_x, T* grad_w,
                      T* grad_b) {
-  if (grad_b) channel_sums(grad_out, g.N, g.K, g.OHW(), grad_b);
+  if (g.N == 0 || g.K == 0 || !(grad_x || grad_w) || use_direct(g, true)) {
+    if (grad_b) channel_sums(grad_out, g.N, g.K, g.OHW(), grad_b);
+    grad_b = nullptr;
+  }
   if (g.N == 0 || g.K == 0) {
     if (grad_x) std::fill(grad_x, grad_x + g.N * g.C * g.HW(), T(0));
     if (grad_w) std::fill(grad_w, grad_w + g.K * g.CKK(), T(0));
     return;
   }
   if (use_direct(g, true)) backward_depthwise(g, grad_out, x, w, grad_x, grad_w);
-  else backward_gemm(g, grad_out, x, w, grad_x, grad_w);
+  else if (grad_x || grad_w) backward_gemm(g, grad_out, x, w, grad_x, grad_w, grad_b);
 }
 
 template void conv2d_forward<float>(const ConvGeometry&, const float*, const float*, const float*, float*);
@@ -655,6 +698,11 @@ py::tuple conv_transpose2d_backward_py(py::object grad_out, py::object input, py
 }  // namespace
 
 void bind_conv(py::module_& m) {
+  m.def("_conv_tuning", [](int64_t tile_kb, int dot, int direct, int transposed, int padded) {
+    if (tile_kb > 0) g_cols_bytes = tile_kb * 1024;
+    g_force_dot = dot, g_force_direct = direct, g_force_transposed = transposed, g_force_padded = padded;
+  }, py::arg("tile_kb") = 8192, py::arg("dot") = -1, py::arg("direct") = -1, py::arg("transposed") = -1,
+     py::arg("padded") = -1);
   auto needs_default = py::make_tuple(true, true, true);
   m.def("conv2d_forward", &conv2d_forward_py, py::arg("input"), py::arg("weight"), py::arg("bias") = py::none(),
         py::arg("stride") = 1, py::arg("padding") = 0, py::arg("dilation") = 1, py::arg("groups") = 1,

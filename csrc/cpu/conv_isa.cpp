@@ -41,19 +41,34 @@ inline void valid_columns(int64_t off, int64_t S, int64_t W, int64_t OW, int64_t
   lo = std::min(lo, hi);
 }
 
+// Short runs (a padding column, a 7- to 55-wide row) are the common case here: they are
+// copied and cleared with whole vectors inline, the last one overlapping the previous
+// where n is not a multiple of the width, instead of calling memset / memcpy.
 template <typename T>
 inline void zero(T* p, int64_t n) {
-  if (n > 0) std::memset(p, 0, size_t(n) * sizeof(T));
+  using V = Vec<T>;
+  if (n >= 8 * V::W) {
+    std::memset(p, 0, size_t(n) * sizeof(T));
+  } else if (n >= V::W) {
+    for (int64_t i = 0; i + V::W < n; i += V::W) V::store(p + i, V::zero());
+    V::store(p + n - V::W, V::zero());
+  } else {
+    for (int64_t i = 0; i < n; ++i) p[i] = T(0);
+  }
 }
 
-// dst[i] = src[i], short rows inline (a call to memcpy costs more than 32 floats)
+// dst[i] = src[i] (dst and src do not overlap)
 template <typename T>
 inline void copy(T* __restrict dst, const T* __restrict src, int64_t n) {
-  if (n * int64_t(sizeof(T)) >= 256) {
+  using V = Vec<T>;
+  if (n >= 16 * V::W) {
     std::memcpy(dst, src, size_t(n) * sizeof(T));
-    return;
+  } else if (n >= V::W) {
+    for (int64_t i = 0; i + V::W < n; i += V::W) V::store(dst + i, V::load(src + i));
+    V::store(dst + n - V::W, V::load(src + n - V::W));
+  } else {
+    for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
   }
-  for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
 }
 
 // dst[i] += src[i]
@@ -504,6 +519,24 @@ void transpose_bias(const T* src, int64_t rows, int64_t cols, int64_t lds, const
   }
 }
 
+template <typename T>
+void copy_bias(const T* src, int64_t rows, int64_t n, int64_t lds, const T* bias, T* dst, int64_t ldd) {
+  using V = Vec<T>;
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* s = src + r * lds;
+    T* d = dst + r * ldd;
+    if (!bias) {
+      copy(d, s, n);
+      continue;
+    }
+    const T b = bias[r];
+    const typename V::R vb = V::set1(b);
+    int64_t i = 0;
+    for (; i + V::W <= n; i += V::W) V::store(d + i, V::add(V::load(s + i), vb));
+    for (; i < n; ++i) d[i] = s[i] + b;
+  }
+}
+
 // Register block of dot_rows: MB rows of A x NB rows of B, one vector accumulator each.
 #if defined(__AVX512F__)
 constexpr int kDotMB = 4, kDotNB = 4;  // 16 accumulators + 8 operands of 32 registers
@@ -572,7 +605,8 @@ double sum(const T* x, int64_t n) {
 
 template <typename T>
 constexpr ConvLoops<T> loops() {
-  return {&im2col<T>, &col2im<T>, &depthwise_forward<T>, &depthwise_backward<T>, &transpose_bias<T>, &dot_rows<T>, &sum<T>};
+  return {&im2col<T>, &col2im<T>, &depthwise_forward<T>, &depthwise_backward<T>, &transpose_bias<T>, &copy_bias<T>,
+          &dot_rows<T>, &sum<T>};
 }
 
 }  // namespace

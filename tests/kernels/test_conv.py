@@ -38,7 +38,7 @@ CONV_CASES = [
     pytest.param((0, 3, 8, 8), (4, 3, 3, 3), dict(padding=1), id="batch0"),
     pytest.param((2, 0, 5, 5), (3, 0, 3, 3), dict(padding=1), id="no-input-channels"),
     pytest.param((2, 3, 5, 5), (0, 3, 3, 3), dict(padding=1), id="no-filters"),
-    # Column buffers of several tiles per image (the 2 MiB budget), and several threads.
+    # Larger layers: the work split across threads (see also the forced one-row tiles below).
     pytest.param((2, 64, 33, 33), (16, 64, 3, 3), dict(padding=1), id="multi-tile"),
     pytest.param((8, 32, 24, 24), (32, 32, 3, 3), dict(padding=1), id="batch-parallel"),
     pytest.param((3, 64, 30, 30), (64, 64, 1, 1), dict(), id="1x1-large"),
@@ -46,6 +46,7 @@ CONV_CASES = [
     # 32 and 64 channels per group: computed pixel-major and transposed back (odd pixel counts).
     pytest.param((2, 8, 13, 11), (64, 8, 3, 3), dict(padding=1), id="64-filters"),
     pytest.param((2, 6, 9, 7), (64, 3, 2, 2), dict(stride=2, groups=2), id="32-filters-per-group"),
+    pytest.param((3, 1, 12, 12), (20, 1, 5, 5), dict(padding=2), id="lenet-like"),
 ]
 
 TRANSPOSE_CASES = [
@@ -112,6 +113,37 @@ def test_every_isa_path_matches_reference(path, dtype, x_shape, w_shape, kw, isa
     isa(path)
     check_conv("cpu", dtype, x_shape, w_shape, kw, rng)
     check_transpose("cpu", dtype, *[p for p in TRANSPOSE_CASES[1].values], rng)
+
+
+# Every algorithm the cpu kernel picks between, forced through its private tuning hook on
+# cases where the automatic choice would take the other one: one output row per column tile,
+# the weight gradient by dot products or by the gemm, channel- or pixel-major forward gemms,
+# zero-padded or ragged register tiles, direct or gemm depthwise loops.
+PATHS = [dict(tile_kb=1), dict(dot=1), dict(dot=0), dict(transposed=1), dict(transposed=0, padded=0),
+         dict(padded=1), dict(direct=0), dict(direct=1)]
+
+
+@pytest.fixture
+def conv_path():
+    from pydl import _C
+
+    yield lambda cfg: _C._conv_tuning(**cfg)
+    _C._conv_tuning()
+
+
+@pytest.mark.parametrize("cfg", PATHS, ids=[",".join(f"{k}={v}" for k, v in c.items()) for c in PATHS])
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("x_shape,w_shape,kw", [CONV_CASES[i] for i in (1, 3, 8, 9, 10, 11, 13, 20, 25, 29, 30, 31)])
+def test_every_cpu_algorithm_matches_reference(cfg, dtype, x_shape, w_shape, kw, conv_path, rng):
+    conv_path(cfg)
+    check_conv("cpu", dtype, x_shape, w_shape, kw, rng)
+
+
+@pytest.mark.parametrize("cfg", PATHS, ids=[",".join(f"{k}={v}" for k, v in c.items()) for c in PATHS])
+@pytest.mark.parametrize("x_shape,w_shape,kw", [TRANSPOSE_CASES[i] for i in (1, 3, 4, 9)])
+def test_every_cpu_algorithm_matches_reference_transposed(cfg, x_shape, w_shape, kw, conv_path, rng):
+    conv_path(cfg)
+    check_transpose("cpu", np.float32, x_shape, w_shape, kw, rng)
 
 
 @pytest.mark.parametrize("backend", backends("conv2d_forward"))

@@ -83,6 +83,9 @@ struct ConvLoops {
   // dst[c * ldd + r] = src[r * lds + c] + bias[c] (bias may be null): a (rows, cols) tile
   // computed pixel-major written back channel-major.
   void (*transpose_bias)(const T* src, int64_t rows, int64_t cols, int64_t lds, const T* bias, T* dst, int64_t ldd);
+  // dst[r * ldd + i] = src[r * lds + i] + bias[r] (bias may be null): rows of a tile computed
+  // aside copied into place.
+  void (*copy_bias)(const T* src, int64_t rows, int64_t n, int64_t lds, const T* bias, T* dst, int64_t ldd);
   // C (M, N) += A (M, K) @ B (N, K)^T, the rows of A and B contiguous along K: a weight
   // gradient as dot products over the pixels (for thin ones; see conv.cpp).
   void (*dot_rows)(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb, T* C,
