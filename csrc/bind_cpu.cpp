@@ -17,6 +17,8 @@ void bind_upsample(py::module_& m);
 void bind_dropout(py::module_& m);
 void bind_conv(py::module_& m);
 void bind_attention(py::module_& m);
+void bind_rnn(py::module_& m);
+void bind_embedding(py::module_& m);
 }  // namespace pydl
 
 PYBIND11_MODULE(_C, m) {
@@ -29,6 +31,8 @@ PYBIND11_MODULE(_C, m) {
   pydl::bind_dropout(m);
   pydl::bind_conv(m);
   pydl::bind_attention(m);
+  pydl::bind_rnn(m);
+  pydl::bind_embedding(m);
 
   m.def("get_num_threads", &pydl::num_threads);
   m.def("set_num_threads", [](int n) {

@@ -20,7 +20,9 @@ OPS = ("gemm", "gemm_backward",
        "upsample_bilinear2d_forward", "upsample_bilinear2d_backward", "pixel_shuffle_forward",
        "pixel_shuffle_backward", "pixel_unshuffle_forward", "pixel_unshuffle_backward", "dropout_forward",
        "dropout_backward",
-       "attention_forward", "attention_backward")
+       "attention_forward", "attention_backward", "lstm_cell_forward", "lstm_cell_backward", "gru_cell_forward",
+       "gru_cell_backward", "lstm_forward", "lstm_backward", "gru_forward", "gru_backward", "embedding_forward",
+       "embedding_backward")
 
 gemm = _C.gemm
 
@@ -75,6 +77,19 @@ dropout_backward = _C.dropout_backward
 # attention (csrc/cpu/attention*.cpp): fused, tiled, online softmax; O(L + S) memory per head.
 attention_forward = _C.attention_forward
 attention_backward = _C.attention_backward
+
+# rnn (csrc/cpu/rnn*.cpp): the time loop in C++; a cell is the one-step case. The caches
+# are opaque tuples for the backward of the same backend. embedding (embedding.cpp).
+lstm_cell_forward = _C.lstm_cell_forward
+lstm_cell_backward = _C.lstm_cell_backward
+gru_cell_forward = _C.gru_cell_forward
+gru_cell_backward = _C.gru_cell_backward
+lstm_forward = _C.lstm_forward
+lstm_backward = _C.lstm_backward
+gru_forward = _C.gru_forward
+gru_backward = _C.gru_backward
+embedding_forward = _C.embedding_forward
+embedding_backward = _C.embedding_backward
 
 
 def gemm_backward(grad_out, a, b, *, trans_a=False, trans_b=False, alpha=1.0):

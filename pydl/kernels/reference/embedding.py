@@ -72,7 +72,7 @@ def embedding_backward(grad_out, indices, num_embeddings, padding_idx=None):
         raise ValueError(f"{op}: grad_out must have shape indices.shape + (embedding_dim,) = {idx.shape} + (E,), "
                          f"got {g.shape}")
     grad_w = np.zeros((V, g.shape[-1]))
-    np.add.at(grad_w, idx.reshape(-1), g.reshape(-1, g.shape[-1]))  # repeated rows add up
+    np.add.at(grad_w, idx.reshape(-1), g.reshape(idx.size, g.shape[-1]))  # repeated rows add up
     p = _padding(op, padding_idx, V)
     if p is not None:
         grad_w[p] = 0.0
