@@ -253,10 +253,11 @@ def test_instance_norm_is_group_norm_with_one_channel_per_group(rng):
 
 @pytest.mark.parametrize("backend", backends("batch_norm_forward"))
 def test_results_do_not_depend_on_the_thread_count(backend, threads, rng):
-    x = rand(rng, (16, 8, 33, 33), np.float32, shift=1.0)
-    xs = rand(rng, (300, 40), np.float32)  # the column path
-    xl = rand(rng, (1000, 96), np.float32)
-    w8, wl = rand(rng, (8,), np.float32), rand(rng, (96,), np.float32)
+    # Each past the 2 x 2M-element grain at which the kernels use a second thread.
+    x = rand(rng, (16, 8, 185, 185), np.float32, shift=1.0)
+    xs = rand(rng, (16000, 300), np.float32)  # the column path, two column blocks
+    xl = rand(rng, (8000, 600), np.float32)
+    w8, wl = rand(rng, (8,), np.float32), rand(rng, (600,), np.float32)
     g, gs, gl = rand(rng, x.shape, np.float32), rand(rng, xs.shape, np.float32), rand(rng, xl.shape, np.float32)
     results = []
     for n in (1, 2, 3):
@@ -265,8 +266,8 @@ def test_results_do_not_depend_on_the_thread_count(backend, threads, rng):
         for a, ga in ((x, g), (xs, gs)):
             out, m, s = kernels.get("batch_norm_forward", backend)(a, None, None, None, None, True)
             r += [out, m, s, *kernels.get("batch_norm_backward", backend)(ga, a, None, m, s, True, (True, False, True))[::2]]
-        out, m, s = kernels.get("layer_norm_forward", backend)(xl, 96, wl)
-        r += [out, *kernels.get("layer_norm_backward", backend)(gl, xl, 96, m, s, wl)]
+        out, m, s = kernels.get("layer_norm_forward", backend)(xl, 600, wl)
+        r += [out, *kernels.get("layer_norm_backward", backend)(gl, xl, 600, m, s, wl)]
         out, m, s = kernels.get("group_norm_forward", backend)(x, 4, w8)
         r += [out, *kernels.get("group_norm_backward", backend)(g, x, 4, m, s, w8)]
         results.append(r)
