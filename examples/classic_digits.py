@@ -22,4 +22,5 @@ print(f"chosen: {metric}, k={k} -> test accuracy {knn.score(x_test, y_test) * 10
 for loss in ("svm", "softmax"):
     clf = LinearClassifier(loss, reg=1e-4, epochs=50).fit(x_train, y_train)
     print(f"linear classifier, {loss} loss: test accuracy {clf.score(x_test, y_test) * 100:.2f} %")
-print(f"least squares: test accuracy {LeastSquaresClassifier().fit(x_train, y_train).score(x_test, y_test) * 100:.2f} %")
+lsq = LeastSquaresClassifier().fit(x_train, y_train)
+print(f"least squares: test accuracy {lsq.score(x_test, y_test) * 100:.2f} %")

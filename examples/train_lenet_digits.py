@@ -36,4 +36,5 @@ print(f"test accuracy {trainer.evaluate(test_loader)['val_accuracy'] * 100:.2f} 
 
 # test-time augmentation: average the predictions over the image and its one-pixel shifts
 tta = T.TestTimeAugmentation(model, T.tta_views(hflip=False, shift=1))
-print(f"with test-time augmentation {Trainer(tta, None, progress=False).evaluate(test_loader)['val_accuracy'] * 100:.2f} %")
+tta_accuracy = Trainer(tta, None, progress=False).evaluate(test_loader)["val_accuracy"]
+print(f"with test-time augmentation {tta_accuracy * 100:.2f} %")

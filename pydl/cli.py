@@ -325,7 +325,8 @@ SUBCOMMANDS = [add_demo, add_train, add_eval, add_summary, add_bench, add_config
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="pydl", description="pydl: the deep-learning course as a small, fast library.")
+    parser = argparse.ArgumentParser(prog="pydl",
+                                     description="pydl: the deep-learning course as a small, fast library.")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     for add in SUBCOMMANDS:

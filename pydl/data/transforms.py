@@ -9,8 +9,9 @@ makes augmentation reproducible.
 
 The seeds' regularisation by augmentation (lecture 7): flips, random crops and scales,
 colour jitter, Cutout; and two that mix images *and* labels, applied to a batch:
-:func:`mixup` and :func:`cutmix`. Test-time augmentation averages a model's predictions
-over a fixed set of views (:class:`TestTimeAugmentation`). Preprocessing (per-channel
+:func:`mixup` and :func:`cutmix` (in :mod:`pydl.data.mixing`, re-exported here).
+Test-time augmentation averages a model's predictions over a fixed set of views
+(:class:`TestTimeAugmentation`). Preprocessing (per-channel
 mean/std, PCA and ZCA whitening) lives in :mod:`pydl.data.preprocessing`, re-exported here.
 
 >>> import pydl
@@ -27,7 +28,9 @@ import numpy as np
 
 from ..tensor import Tensor
 from . import _random
+from ._arrays import _as_batch, _unwrap, _wrap
 from ._resize import resize, resized_crop
+from .mixing import CutMix, MixUp, cutmix, mixup
 from .preprocessing import PCA, ZCA, channel_stats, zero_center
 
 __all__ = ["CenterCrop", "ColorJitter", "Compose", "CutMix", "Cutout", "Lambda", "MixUp", "Normalize", "PCA",
@@ -37,28 +40,6 @@ __all__ = ["CenterCrop", "ColorJitter", "Compose", "CutMix", "Cutout", "Lambda",
 
 
 # ------------------------------------------------------------------ plumbing
-def _unwrap(x, op):
-    """(array, was_tensor) from an array or a Tensor."""
-    if isinstance(x, Tensor):
-        return x.data, True
-    if isinstance(x, np.ndarray):
-        return x, False
-    raise TypeError(f"{op}: expected a NumPy array or a pydl Tensor, got {type(x).__name__}")
-
-
-def _wrap(arr, was_tensor):
-    return Tensor._make(np.ascontiguousarray(arr)) if was_tensor else arr
-
-
-def _as_batch(x, op):
-    """(batch (N, C, H, W), single) from one image (C, H, W) or a batch."""
-    if x.ndim == 3:
-        return x[None], True
-    if x.ndim == 4:
-        return x, False
-    raise ValueError(f"{op}: expected an image (C, H, W) or a batch (N, C, H, W), got shape {x.shape}")
-
-
 def _float(x):
     return x if x.dtype.kind == "f" else x.astype(np.float32)
 
@@ -504,100 +485,6 @@ class Cutout(_Transform):
         on = gen.random(N) < self.p
         mask = _box_mask(H, W, y0, x0, np.where(on, y1 - y0, 0), x1 - x0)
         return np.where(mask, np.asarray(self.value, x.dtype), x)
-
-
-# ------------------------------------------------------------------ mixing images and labels
-def _soft_targets(y, num_classes, op, dtype):
-    if y.ndim == 2 and y.dtype.kind == "f":
-        return y.astype(dtype, copy=False)
-    if y.ndim != 1 or y.dtype.kind not in "iu":
-        raise ValueError(f"{op}: target must be class indices (N,) or probabilities (N, C), got {y.dtype} "
-                         f"{y.shape}")
-    if num_classes is None:
-        raise ValueError(f"{op}: num_classes is needed to turn class indices into probabilities")
-    if y.size and (y.min() < 0 or y.max() >= num_classes):
-        raise ValueError(f"{op}: target values must lie in [0, {num_classes}), got {y.min()}..{y.max()}")
-    return np.eye(num_classes, dtype=dtype)[y]
-
-
-def _mix_inputs(x, y, op):
-    xa, xt = _unwrap(x, op)
-    ya, yt = _unwrap(y, op)
-    if xa.ndim < 2 or ya.shape[0] != xa.shape[0]:
-        raise ValueError(f"{op}: input {xa.shape} and target {ya.shape} must share their first dimension")
-    return xa, xt, ya, yt
-
-
-def mixup(input, target, alpha=1.0, num_classes=None, generator=None):
-    """Mixup (Zhang et al., 2018): blend each image with another of the batch,
-    ``lam * x + (1 - lam) * x[perm]``, and their labels the same way; lam ~ Beta(alpha, alpha),
-    one per batch. Returns (mixed input, target probabilities (N, num_classes) float32).
-
-    >>> x, y = mixup(np.eye(2, dtype=np.float32), np.array([0, 1]), num_classes=2, generator=0)
-    >>> bool(np.allclose(y.sum(1), 1)), bool(np.allclose(x, y))
-    (True, True)
-    """
-    op = "mixup"
-    xa, xt, ya, yt = _mix_inputs(input, target, op)
-    gen = _random.generator() if generator is None else _random.as_generator(generator, op)
-    dtype = xa.dtype if xa.dtype.kind == "f" else np.float32
-    soft = _soft_targets(ya, num_classes, op, dtype)
-    lam = float(gen.beta(alpha, alpha)) if alpha > 0 else 1.0
-    perm = gen.permutation(xa.shape[0])
-    mixed = lam * xa.astype(dtype, copy=False) + (1 - lam) * xa[perm].astype(dtype, copy=False)
-    return _wrap(mixed.astype(dtype, copy=False), xt), _wrap(lam * soft + (1 - lam) * soft[perm], yt)
-
-
-def cutmix(input, target, alpha=1.0, num_classes=None, generator=None):
-    """CutMix (Yun et al., 2019): paste a random box from another image of the batch into each
-    image, and mix the labels in proportion to the pasted area. The box covers about
-    ``1 - lam`` of the image, lam ~ Beta(alpha, alpha); lam is then corrected to the box's
-    real (clipped) area. Input (N, C, H, W). Returns (mixed input, target probabilities)."""
-    op = "cutmix"
-    xa, xt, ya, yt = _mix_inputs(input, target, op)
-    if xa.ndim != 4:
-        raise ValueError(f"{op}: input must be a batch of images (N, C, H, W), got shape {xa.shape}")
-    gen = _random.generator() if generator is None else _random.as_generator(generator, op)
-    dtype = xa.dtype if xa.dtype.kind == "f" else np.float32
-    soft = _soft_targets(ya, num_classes, op, dtype)
-    N, _, H, W = xa.shape
-    lam = float(gen.beta(alpha, alpha)) if alpha > 0 else 1.0
-    perm = gen.permutation(N)
-    cut = math.sqrt(1.0 - lam)
-    ch, cw = int(H * cut), int(W * cut)
-    cy, cx = int(gen.integers(0, H)), int(gen.integers(0, W))
-    y0, y1 = np.clip(cy - ch // 2, 0, H), np.clip(cy + ch // 2, 0, H)
-    x0, x1 = np.clip(cx - cw // 2, 0, W), np.clip(cx + cw // 2, 0, W)
-    mixed = xa.astype(dtype, copy=True)
-    mixed[:, :, y0:y1, x0:x1] = xa[perm][:, :, y0:y1, x0:x1]
-    lam = 1.0 - (y1 - y0) * (x1 - x0) / float(H * W)
-    return _wrap(mixed, xt), _wrap(lam * soft + (1 - lam) * soft[perm], yt)
-
-
-class MixUp:
-    """Batch transform ``(input, target) -> (mixed input, target probabilities)`` (see :func:`mixup`)."""
-
-    def __init__(self, alpha=1.0, num_classes=None):
-        self.alpha, self.num_classes = float(alpha), num_classes
-
-    def __call__(self, input, target):
-        return mixup(input, target, self.alpha, self.num_classes)
-
-    def __repr__(self):
-        return f"MixUp(alpha={self.alpha}, num_classes={self.num_classes})"
-
-
-class CutMix:
-    """Batch transform ``(input, target) -> (mixed input, target probabilities)`` (see :func:`cutmix`)."""
-
-    def __init__(self, alpha=1.0, num_classes=None):
-        self.alpha, self.num_classes = float(alpha), num_classes
-
-    def __call__(self, input, target):
-        return cutmix(input, target, self.alpha, self.num_classes)
-
-    def __repr__(self):
-        return f"CutMix(alpha={self.alpha}, num_classes={self.num_classes})"
 
 
 # ------------------------------------------------------------------ test-time augmentation

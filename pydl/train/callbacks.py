@@ -79,12 +79,9 @@ class ProgressBar:
         self.enabled = enabled
         self.file = file
         self._bar = None
-        try:
-            import tqdm  # noqa: F401
+        import importlib.util
 
-            self.has_tqdm = True
-        except ImportError:
-            self.has_tqdm = False
+        self.has_tqdm = importlib.util.find_spec("tqdm") is not None
 
     def _out(self):
         return self.file if self.file is not None else sys.stdout

@@ -193,7 +193,8 @@ def train_run(model, data, *, data_root=None, epochs=10, batch_size=64, lr=1e-3,
     if (scheduler or "none").lower() not in SCHEDULERS:
         raise ValueError(f"unknown scheduler {scheduler!r}; known: {', '.join(SCHEDULERS)}")
     if early_stopping and not val_fraction:
-        raise ValueError("early stopping needs a validation split (val_fraction > 0): it must not choose on the test set")
+        raise ValueError("early stopping needs a validation split (val_fraction > 0): it must not choose on the "
+                         "test set")
     start = time.perf_counter()
     mean, std = _stats(info.name, data_root)
     config = {"model": model.lower(), "model_kwargs": kwargs, "data": info.name, "data_root": data_root,

@@ -1,7 +1,6 @@
 """Runs by name (what the command line does): train_run, evaluate_checkpoint, the builders."""
 import os
 
-import numpy as np
 import pytest
 
 import pydl

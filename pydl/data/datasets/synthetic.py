@@ -42,7 +42,8 @@ def make_blobs(n_samples=300, n_classes=3, n_features=2, std=1.0, spread=10.0, s
     >>> x.shape, sorted(y.tolist())
     ((6, 3), [0, 0, 0, 1, 1, 1])
     """
-    centers = np.random.default_rng([seed if centers_seed is None else centers_seed, 7]).uniform(-spread, spread, size=(n_classes, n_features))
+    centers_rng = np.random.default_rng([seed if centers_seed is None else centers_seed, 7])
+    centers = centers_rng.uniform(-spread, spread, size=(n_classes, n_features))
     rng = np.random.default_rng(seed)
     y = rng.permutation(np.arange(n_samples) % n_classes)
     x = centers[y] + std * rng.standard_normal((n_samples, n_features))
