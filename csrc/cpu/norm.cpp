@@ -180,9 +180,11 @@ void bn_normalise(const BnShape& s, const T* x, T* y, const std::vector<double>&
   if (s.planes()) {
     const int64_t P = s.N * s.C;
     const int t = threads_over(P, s.L);
+    // Backwards through the planes: the statistics sweep just read them front to back,
+    // so its last ~LLC-size of them is still cached and is read first here.
 #pragma omp parallel for schedule(static) num_threads(t) if (t > 1)
-    for (int64_t p = 0; p < P; ++p) {
-      const int64_t c = p % s.C;
+    for (int64_t i = 0; i < P; ++i) {
+      const int64_t p = P - 1 - i, c = p % s.C;
       const HiLo<T> m = split_hi_lo<T>(mean[c]);
       k.affine(x + p * s.L, y + p * s.L, s.L, m.hi, m.lo, static_cast<T>(scale[c]), static_cast<T>(shift[c]));
     }
@@ -361,9 +363,10 @@ py::tuple batch_norm_backward_t(const py::array& ga, const py::array& xa, const 
       if (s.planes()) {
         const int64_t P = s.N * s.C;
         const int t = threads_over(P, s.L);
+        // backwards, as in bn_normalise: the sums sweep's tail of dy and x is still cached
 #pragma omp parallel for schedule(static) num_threads(t) if (t > 1)
-        for (int64_t p = 0; p < P; ++p) {
-          const int64_t c = p % s.C, o = p * s.L;
+        for (int64_t i = 0; i < P; ++i) {
+          const int64_t p = P - 1 - i, c = p % s.C, o = p * s.L;
           if (training)
             k.affine_grad(gp + o, xp + o, dx + o, s.L, static_cast<T>(A[c]), mp[c], static_cast<T>(B[c]),
                           static_cast<T>(Cc[c]));
