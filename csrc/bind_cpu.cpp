@@ -19,6 +19,7 @@ void bind_conv(py::module_& m);
 void bind_attention(py::module_& m);
 void bind_rnn(py::module_& m);
 void bind_embedding(py::module_& m);
+void bind_boxes(py::module_& m);
 }  // namespace pydl
 
 PYBIND11_MODULE(_C, m) {
@@ -33,6 +34,7 @@ PYBIND11_MODULE(_C, m) {
   pydl::bind_attention(m);
   pydl::bind_rnn(m);
   pydl::bind_embedding(m);
+  pydl::bind_boxes(m);
 
   m.def("get_num_threads", &pydl::num_threads);
   m.def("set_num_threads", [](int n) {

@@ -95,3 +95,36 @@ embedding_backward = _C.embedding_backward
 def gemm_backward(grad_out, a, b, *, trans_a=False, trans_b=False, alpha=1.0):
     """Gradients ``(grad_a, grad_b)`` of ``gemm(a, b, trans_a=..., trans_b=..., alpha=...)``."""
     return gemm_backward_with(gemm, grad_out, a, b, trans_a, trans_b, alpha)
+
+
+# boxes (csrc/cpu/boxes.cpp): IoU, GIoU, NMS (64-box bitmask blocks), RoI Align / pool.
+# box_area and box_convert are a few NumPy element-wise products: no C++ needed, the
+# dtype of the boxes is kept.
+OPS = OPS + ("box_area", "box_convert", "box_iou", "generalized_box_iou", "nms", "batched_nms",
+             "roi_align_forward", "roi_align_backward", "roi_pool_forward", "roi_pool_backward")
+box_iou = _C.box_iou
+generalized_box_iou = _C.generalized_box_iou
+nms = _C.nms
+batched_nms = _C.batched_nms
+roi_align_forward = _C.roi_align_forward
+roi_align_backward = _C.roi_align_backward
+roi_pool_forward = _C.roi_pool_forward
+roi_pool_backward = _C.roi_pool_backward
+
+
+def box_area(boxes):
+    """``(x2 - x1) * (y2 - y1)``: (N, 4) -> (N,), in the boxes' dtype."""
+    from .reference.boxes import box_area as ref
+    import numpy as np
+
+    b = np.asarray(boxes)
+    return ref(b).astype(b.dtype if b.dtype.kind == "f" else np.float64)
+
+
+def box_convert(boxes, in_fmt, out_fmt):
+    """Converts (N, 4) boxes between "xyxy", "xywh" and "cxcywh", in the boxes' dtype."""
+    from .reference.boxes import box_convert as ref
+    import numpy as np
+
+    b = np.asarray(boxes)
+    return ref(b, in_fmt, out_fmt).astype(b.dtype if b.dtype.kind == "f" else np.float64)

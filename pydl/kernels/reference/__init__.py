@@ -40,3 +40,10 @@ OPS = ("gemm", "gemm_backward",
        "embedding_backward")
 
 __all__ = list(OPS)
+
+from .boxes import (batched_nms, box_area, box_convert, box_iou, generalized_box_iou, nms, roi_align_backward,
+                    roi_align_forward, roi_pool_backward, roi_pool_forward)
+
+OPS = OPS + ("box_area", "box_convert", "box_iou", "generalized_box_iou", "nms", "batched_nms",
+             "roi_align_forward", "roi_align_backward", "roi_pool_forward", "roi_pool_backward")
+__all__ = list(OPS)

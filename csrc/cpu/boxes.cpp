@@ -1,0 +1,731 @@
+// Detection kernels on the CPU: box_iou, generalized_box_iou, nms, batched_nms,
+// roi_align (forward, backward) and roi_pool (forward, backward).
+//
+// What it computes (torchvision's rules; the defined behaviour on bad boxes is spelled out
+// in pydl/kernels/reference/boxes.py, the per-pair IoU is pydl::box_iou_pair in
+// csrc/include/pydl/boxes.h, shared with the CUDA kernels):
+//   IoU(a, b) = |a n b| / |a u b| (0 when the union is not > 0: zero-area, inverted, NaN)
+//   GIoU      = IoU - (|C| - |a u b|) / |C|, C the enclosing box (IoU where that is NaN or |C| !> 0)
+//   nms       keep = greedy walk by decreasing score (ties by index, NaN scores last);
+//             a box goes when its IoU with a kept box is > threshold (== stays)
+//   roi_align out[k, c, ph, pw] = mean over a gh x gw grid of bilinear samples of x[n_k, c]
+//   roi_pool  out[k, c, ph, pw] = max over the bin's cells (argmax = h * W + w, -1 if empty)
+//
+// Dimension legend: N, M boxes (nms: N boxes, nb = ceil(N / 64) blocks of 64); K RoIs;
+// (N, C, H, W) feature map; (PH, PW) pooled size; (gh, gw) samples per bin.
+//
+// NMS algorithm: boxes sorted by score and laid out as structure-of-arrays (x1, y1, x2, y2,
+// clamped area), padded to whole 64-box blocks. The removed set is a bitmask, one 64-bit
+// word per block (torchvision's CUDA layout). Block by block: (1) a serial sweep inside the
+// block decides which of its boxes are kept (a 64-lane IoU row per kept box, masked to the
+// boxes after it); (2) the kept boxes' IoU rows against every later block are ORed into
+// that block's word, the later blocks split across threads (each word has one writer, so
+// no atomics and the result does not depend on the thread count). Early exits: suppressed
+// boxes never compute a row (torchvision's CUDA kernel computes all N^2 / 2 pairs), and a
+// block whose word is all ones is skipped. A row is 64 IoU tests of one box against the
+// block's arrays: a branch-free loop the compiler vectorises; it is compiled for the
+// generic target, AVX2 and AVX-512 through function target attributes and picked with
+// pydl::active_isa(). The float threshold is the largest float <= the double threshold,
+// so `iou > thr` decides exactly as torchvision's float-vs-double compare.
+// batched_nms runs that per category (boxes bucketed by category in score order), which
+// is exact for any coordinates (the offset trick breaks on inf / NaN) and cheaper than the
+// offset trick, whose rows test every pair of categories.
+//
+// RoI Align / RoI pool: the sample geometry is computed in double (as the reference does),
+// the sums in T. Forward: RoI x channel planes split across threads. Backward: channels
+// split across threads (all RoIs of a channel scatter into that channel's planes only:
+// no atomics, thread-count independent).
+//
+// Workspace: nms keeps 5 arrays of nb * 64 T, nb words and the order (thread-local,
+// reused between calls); the rest needs none beyond the outputs.
+//
+// Checked by tests/vision/test_ops.py and tests/vision/test_roi_align.py: parity with the
+// reference over every ISA path and thread count, threshold-exact boxes, ties, NaN,
+// inverted and empty boxes, float32 and float64, bad arguments.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include <immintrin.h>
+
+#include "pydl/boxes.h"
+#include "pydl/checks.h"
+#include "pydl/isa.h"
+#include "pydl/parallel.h"
+
+#include <omp.h>
+
+namespace pydl {
+namespace py = pybind11;
+
+namespace {
+
+// --------------------------------------------------------------------------------------
+// 64-lane IoU rows, compiled per ISA
+// --------------------------------------------------------------------------------------
+template <typename T>
+struct BoxesSoA {  // each (nb * 64,), sorted by score, padded with zero boxes
+  const T *x1, *y1, *x2, *y2, *area;
+};
+
+// Bits l of the result: IoU(box a, box 64 * blk + l) > thr.
+template <typename T>
+__attribute__((always_inline)) inline uint64_t iou_row(const T* a, T a_area, const BoxesSoA<T>& s, int64_t blk,
+                                                       T thr) {
+  const int64_t o = blk * 64;
+  const T *x1 = s.x1 + o, *y1 = s.y1 + o, *x2 = s.x2 + o, *y2 = s.y2 + o, *ar = s.area + o;
+  uint64_t bits = 0;
+  for (int half = 0; half < 2; ++half) {  // two 32-lane halves: uint32 lanes pack cheaply
+    uint32_t c[32];
+    for (int l = 0; l < 32; ++l) {
+      const int j = half * 32 + l;
+      T inter = box_intersection(a[0], a[1], a[2], a[3], x1[j], y1[j], x2[j], y2[j]);
+      c[l] = iou_from_parts(inter, a_area, ar[j]) > thr ? 1u : 0u;
+    }
+    uint32_t m = 0;
+    for (int l = 0; l < 32; ++l) m |= c[l] << l;
+    bits |= static_cast<uint64_t>(m) << (32 * half);
+  }
+  return bits;
+}
+
+// word |= rows of the kept boxes against block blk (stops once every box is suppressed).
+template <typename T>
+__attribute__((always_inline)) inline uint64_t suppress_block(const int64_t* kept, int nk, const BoxesSoA<T>& s,
+                                                              int64_t blk, T thr, uint64_t word) {
+  for (int i = 0; i < nk && word != ~uint64_t(0); ++i) {
+    const int64_t p = kept[i];
+    const T a[4] = {s.x1[p], s.y1[p], s.x2[p], s.y2[p]};
+    word |= iou_row(a, s.area[p], s, blk, thr);
+  }
+  return word;
+}
+
+template <typename T>
+using SuppressFn = uint64_t (*)(const int64_t*, int, const BoxesSoA<T>&, int64_t, T, uint64_t);
+
+template <typename T>
+uint64_t suppress_generic(const int64_t* k, int nk, const BoxesSoA<T>& s, int64_t b, T t, uint64_t w) {
+  return suppress_block(k, nk, s, b, t, w);
+}
+template <typename T>
+__attribute__((target("avx2,fma"))) uint64_t suppress_avx2(const int64_t* k, int nk, const BoxesSoA<T>& s,
+                                                           int64_t b, T t, uint64_t w) {
+  return suppress_block(k, nk, s, b, t, w);
+}
+template <typename T>
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma"))) uint64_t suppress_avx512(
+    const int64_t* k, int nk, const BoxesSoA<T>& s, int64_t b, T t, uint64_t w) {
+  return suppress_block(k, nk, s, b, t, w);
+}
+
+// float rows with intrinsics (the compiler's packing of 64 compare results is slow). Same
+// arithmetic as box_intersection / iou_from_parts: MINPS / MAXPS differ from box_min /
+// box_max only when a coordinate is NaN, and then the area (hence the union) is NaN and
+// the compare is false either way.
+template <>
+__attribute__((target("avx2,fma"))) uint64_t suppress_avx2<float>(const int64_t* kept, int nk,
+                                                                  const BoxesSoA<float>& s, int64_t blk, float thr,
+                                                                  uint64_t word) {
+  const int64_t o = blk * 64;
+  const __m256 zero = _mm256_setzero_ps(), vt = _mm256_set1_ps(thr);
+  for (int i = 0; i < nk && word != ~uint64_t(0); ++i) {
+    const int64_t p = kept[i];
+    const __m256 ax1 = _mm256_set1_ps(s.x1[p]), ay1 = _mm256_set1_ps(s.y1[p]);
+    const __m256 ax2 = _mm256_set1_ps(s.x2[p]), ay2 = _mm256_set1_ps(s.y2[p]), aar = _mm256_set1_ps(s.area[p]);
+    for (int v = 0; v < 8; ++v) {
+      const int64_t j = o + 8 * v;
+      __m256 iw = _mm256_sub_ps(_mm256_min_ps(ax2, _mm256_loadu_ps(s.x2 + j)), _mm256_max_ps(ax1, _mm256_loadu_ps(s.x1 + j)));
+      __m256 ih = _mm256_sub_ps(_mm256_min_ps(ay2, _mm256_loadu_ps(s.y2 + j)), _mm256_max_ps(ay1, _mm256_loadu_ps(s.y1 + j)));
+      __m256 inter = _mm256_mul_ps(_mm256_max_ps(iw, zero), _mm256_max_ps(ih, zero));
+      __m256 uni = _mm256_sub_ps(_mm256_add_ps(aar, _mm256_loadu_ps(s.area + j)), inter);
+      __m256 q = _mm256_div_ps(inter, uni);
+      __m256 c = _mm256_and_ps(_mm256_cmp_ps(uni, zero, _CMP_GT_OQ), _mm256_cmp_ps(q, vt, _CMP_GT_OQ));
+      word |= static_cast<uint64_t>(static_cast<uint32_t>(_mm256_movemask_ps(c))) << (8 * v);
+    }
+  }
+  return word;
+}
+
+template <>
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma"))) uint64_t suppress_avx512<float>(
+    const int64_t* kept, int nk, const BoxesSoA<float>& s, int64_t blk, float thr, uint64_t word) {
+  const int64_t o = blk * 64;
+  const __m512 zero = _mm512_setzero_ps(), vt = _mm512_set1_ps(thr);
+  for (int i = 0; i < nk && word != ~uint64_t(0); ++i) {
+    const int64_t p = kept[i];
+    const __m512 ax1 = _mm512_set1_ps(s.x1[p]), ay1 = _mm512_set1_ps(s.y1[p]);
+    const __m512 ax2 = _mm512_set1_ps(s.x2[p]), ay2 = _mm512_set1_ps(s.y2[p]), aar = _mm512_set1_ps(s.area[p]);
+    for (int v = 0; v < 4; ++v) {
+      const int64_t j = o + 16 * v;
+      __m512 iw = _mm512_sub_ps(_mm512_min_ps(ax2, _mm512_loadu_ps(s.x2 + j)), _mm512_max_ps(ax1, _mm512_loadu_ps(s.x1 + j)));
+      __m512 ih = _mm512_sub_ps(_mm512_min_ps(ay2, _mm512_loadu_ps(s.y2 + j)), _mm512_max_ps(ay1, _mm512_loadu_ps(s.y1 + j)));
+      __m512 inter = _mm512_mul_ps(_mm512_max_ps(iw, zero), _mm512_max_ps(ih, zero));
+      __m512 uni = _mm512_sub_ps(_mm512_add_ps(aar, _mm512_loadu_ps(s.area + j)), inter);
+      __m512 q = _mm512_div_ps(inter, uni);
+      __mmask16 c = _mm512_cmp_ps_mask(uni, zero, _CMP_GT_OQ) & _mm512_cmp_ps_mask(q, vt, _CMP_GT_OQ);
+      word |= static_cast<uint64_t>(c) << (16 * v);
+    }
+  }
+  return word;
+}
+
+template <typename T>
+SuppressFn<T> pick_suppress() {
+  switch (active_isa()) {
+    case Isa::avx512: return &suppress_avx512<T>;
+    case Isa::avx2: return &suppress_avx2<T>;
+    default: return &suppress_generic<T>;
+  }
+}
+
+// The largest T <= thr: `(T)iou > thr_T` then decides exactly as `(double)iou > thr`.
+template <typename T>
+T threshold_as(double thr) {
+  T t = static_cast<T>(thr);
+  if (std::isfinite(thr) && static_cast<double>(t) > thr) t = std::nextafter(t, -std::numeric_limits<T>::infinity());
+  return t;
+}
+
+// Order by decreasing score, ties by index, NaN scores last.
+template <typename T>
+void score_order(const T* scores, int64_t n, std::vector<int64_t>& order) {
+  order.resize(n);
+  std::iota(order.begin(), order.end(), int64_t(0));
+  std::sort(order.begin(), order.end(), [scores](int64_t i, int64_t j) {
+    const T a = scores[i], b = scores[j];
+    const bool na = std::isnan(a), nb = std::isnan(b);
+    if (na != nb) return nb;  // the number first
+    if (!na && a != b) return a > b;
+    return i < j;
+  });
+}
+
+// Greedy NMS over the boxes `idx[0..n)` (already in score order) of boxes (N, 4); appends
+// the kept entries of idx to `keep`.
+template <typename T>
+void nms_sorted(const T* boxes, const int64_t* idx, int64_t n, double thr_d, std::vector<int64_t>& keep) {
+  if (n == 0) return;
+  const int64_t nb = (n + 63) / 64;
+  thread_local std::vector<T> soa;        // (5, nb * 64)
+  thread_local std::vector<uint64_t> removed;  // (nb,)
+  soa.assign(5 * nb * 64, T(0));
+  removed.assign(nb, 0);
+  T* x1 = soa.data();
+  T* y1 = x1 + nb * 64;
+  T* x2 = y1 + nb * 64;
+  T* y2 = x2 + nb * 64;
+  T* ar = y2 + nb * 64;
+  for (int64_t p = 0; p < n; ++p) {
+    const T* b = boxes + 4 * idx[p];
+    x1[p] = b[0], y1[p] = b[1], x2[p] = b[2], y2[p] = b[3];
+    ar[p] = box_area_clamped(b[0], b[1], b[2], b[3]);
+  }
+  if (n % 64) removed[nb - 1] = ~uint64_t(0) << (n % 64);  // padding never kept
+  const BoxesSoA<T> s{x1, y1, x2, y2, ar};
+  const T thr = threshold_as<T>(thr_d);
+  const SuppressFn<T> suppress = pick_suppress<T>();
+  int64_t kept[64];
+  for (int64_t b = 0; b < nb; ++b) {
+    uint64_t word = removed[b];
+    int nk = 0;
+    for (int bit = 0; bit < 64; ++bit) {
+      if (word >> bit & 1) continue;
+      const int64_t p = b * 64 + bit;
+      kept[nk++] = p;
+      keep.push_back(idx[p]);
+      if (bit < 63) word |= suppress(&kept[nk - 1], 1, s, b, thr, 0) & (~uint64_t(0) << (bit + 1));
+    }
+    removed[b] = word;
+    const int64_t later = nb - b - 1;
+    if (nk == 0 || later == 0) continue;
+    // a parallel region costs milliseconds when another process holds the other core: only
+    // steps of millions of IoU tests (N beyond ~100k boxes) are worth a second thread
+    const int t = threads_for(later * nk * 64, int64_t(1) << 22);
+    uint64_t* rm = removed.data();
+#pragma omp parallel for num_threads(t) if (t > 1) schedule(static)
+    for (int64_t c = b + 1; c < nb; ++c) rm[c] = suppress(kept, nk, s, c, thr, rm[c]);
+  }
+}
+
+// --------------------------------------------------------------------------------------
+// box_iou / generalized_box_iou
+// --------------------------------------------------------------------------------------
+// Rows [i0, i1) of the IoU / GIoU matrix against b's structure-of-arrays (5, M).
+template <typename T>
+__attribute__((always_inline)) inline void iou_rows(const T* a, int64_t i0, int64_t i1, const T* soa, int64_t M,
+                                                    T* out, bool generalized) {
+  const T *bx1 = soa, *by1 = bx1 + M, *bx2 = by1 + M, *by2 = bx2 + M, *bar = by2 + M;
+  for (int64_t i = i0; i < i1; ++i) {
+    const T ax1 = a[4 * i], ay1 = a[4 * i + 1], ax2 = a[4 * i + 2], ay2 = a[4 * i + 3];
+    const T aar = box_area_clamped(ax1, ay1, ax2, ay2);
+    T* o = out + i * M;
+    if (!generalized) {
+      for (int64_t j = 0; j < M; ++j)
+        o[j] = iou_from_parts(box_intersection(ax1, ay1, ax2, ay2, bx1[j], by1[j], bx2[j], by2[j]), aar, bar[j]);
+    } else {
+      for (int64_t j = 0; j < M; ++j) {
+        const T inter = box_intersection(ax1, ay1, ax2, ay2, bx1[j], by1[j], bx2[j], by2[j]);
+        const T iou = iou_from_parts(inter, aar, bar[j]);
+        const T uni = aar + bar[j] - inter;
+        const T cw = box_max(ax2, bx2[j]) - box_min(ax1, bx1[j]);
+        const T ch = box_max(ay2, by2[j]) - box_min(ay1, by1[j]);
+        const T ac = (cw > T(0) ? cw : T(0)) * (ch > T(0) ? ch : T(0));
+        const T u = uni > T(0) ? uni : T(0);
+        const T g = iou - (ac - u) / ac;
+        o[j] = (ac > T(0)) & (g == g) ? g : iou;  // IoU where |C| is 0 or inf boxes give NaN
+      }
+    }
+  }
+}
+
+template <typename T>
+using IouRowsFn = void (*)(const T*, int64_t, int64_t, const T*, int64_t, T*, bool);
+template <typename T>
+void iou_rows_generic(const T* a, int64_t i0, int64_t i1, const T* s, int64_t M, T* o, bool g) {
+  iou_rows(a, i0, i1, s, M, o, g);
+}
+template <typename T>
+__attribute__((target("avx2,fma"))) void iou_rows_avx2(const T* a, int64_t i0, int64_t i1, const T* s, int64_t M,
+                                                       T* o, bool g) {
+  iou_rows(a, i0, i1, s, M, o, g);
+}
+template <typename T>
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma"))) void iou_rows_avx512(
+    const T* a, int64_t i0, int64_t i1, const T* s, int64_t M, T* o, bool g) {
+  iou_rows(a, i0, i1, s, M, o, g);
+}
+
+template <typename T>
+void box_iou_kernel(const T* a, int64_t N, const T* b, int64_t M, T* out, bool generalized) {
+  std::vector<T> soa(5 * M);  // b as structure-of-arrays (5, M) so a row vectorises
+  T *bx1 = soa.data(), *by1 = bx1 + M, *bx2 = by1 + M, *by2 = bx2 + M, *bar = by2 + M;
+  for (int64_t j = 0; j < M; ++j) {
+    bx1[j] = b[4 * j], by1[j] = b[4 * j + 1], bx2[j] = b[4 * j + 2], by2[j] = b[4 * j + 3];
+    bar[j] = box_area_clamped(bx1[j], by1[j], bx2[j], by2[j]);
+  }
+  IouRowsFn<T> rows = active_isa() == Isa::avx512 ? &iou_rows_avx512<T>
+                      : active_isa() == Isa::avx2 ? &iou_rows_avx2<T>
+                                                  : &iou_rows_generic<T>;
+  const int t = threads_for(N * M, 262144);
+  if (t <= 1) return rows(a, 0, N, soa.data(), M, out, generalized);
+#pragma omp parallel num_threads(t)
+  {
+    const int64_t nt = omp_get_num_threads(), id = omp_get_thread_num();
+    rows(a, N * id / nt, N * (id + 1) / nt, soa.data(), M, out, generalized);
+  }
+}
+
+// --------------------------------------------------------------------------------------
+// RoI Align / RoI pool
+// --------------------------------------------------------------------------------------
+struct RoiGeom {
+  int64_t n;           // batch index
+  double x1, y1, bw, bh;
+  int64_t gh, gw;      // samples per bin side
+  double inv_count;
+  bool valid;
+};
+
+RoiGeom roi_align_geom(const double* r, double scale, int64_t PH, int64_t PW, int64_t sampling, bool aligned) {
+  RoiGeom g{};
+  g.n = static_cast<int64_t>(r[0]);
+  const double off = aligned ? 0.5 : 0.0;
+  const double x1 = r[1] * scale - off, y1 = r[2] * scale - off, x2 = r[3] * scale - off, y2 = r[4] * scale - off;
+  g.valid = std::isfinite(x1) && std::isfinite(y1) && std::isfinite(x2) && std::isfinite(y2);
+  if (!g.valid) return g;
+  double rw = x2 - x1, rh = y2 - y1;
+  if (!aligned) rw = std::max(rw, 1.0), rh = std::max(rh, 1.0);
+  g.x1 = x1, g.y1 = y1, g.bh = rh / PH, g.bw = rw / PW;
+  g.gh = sampling > 0 ? sampling : static_cast<int64_t>(std::ceil(rh / PH));
+  g.gw = sampling > 0 ? sampling : static_cast<int64_t>(std::ceil(rw / PW));
+  g.inv_count = 1.0 / static_cast<double>(std::max<int64_t>(g.gh * g.gw, 1));
+  return g;
+}
+
+// The four (offset, weight) taps of a sample at (y, x) in an H x W plane; false if outside.
+inline bool bilinear_taps(double y, double x, int64_t H, int64_t W, int64_t off[4], double w[4]) {
+  if (!(y >= -1.0 && y <= static_cast<double>(H) && x >= -1.0 && x <= static_cast<double>(W))) return false;
+  y = std::max(y, 0.0), x = std::max(x, 0.0);
+  int64_t ylo = static_cast<int64_t>(y), xlo = static_cast<int64_t>(x), yhi, xhi;
+  if (ylo >= H - 1) ylo = yhi = H - 1, y = static_cast<double>(ylo);
+  else yhi = ylo + 1;
+  if (xlo >= W - 1) xlo = xhi = W - 1, x = static_cast<double>(xlo);
+  else xhi = xlo + 1;
+  const double ly = y - ylo, lx = x - xlo, hy = 1.0 - ly, hx = 1.0 - lx;
+  off[0] = ylo * W + xlo, off[1] = ylo * W + xhi, off[2] = yhi * W + xlo, off[3] = yhi * W + xhi;
+  w[0] = hy * hx, w[1] = hy * lx, w[2] = ly * hx, w[3] = ly * lx;
+  return true;
+}
+
+// Calls f(ph, pw, offset, weight) for every tap of every sample of the RoI.
+template <typename F>
+void for_each_tap(const RoiGeom& g, int64_t H, int64_t W, int64_t PH, int64_t PW, F&& f) {
+  if (!g.valid) return;
+  int64_t off[4];
+  double w[4];
+  for (int64_t ph = 0; ph < PH; ++ph)
+    for (int64_t pw = 0; pw < PW; ++pw)
+      for (int64_t iy = 0; iy < g.gh; ++iy) {
+        const double y = g.y1 + ph * g.bh + (iy + 0.5) * g.bh / g.gh;
+        for (int64_t ix = 0; ix < g.gw; ++ix) {
+          const double x = g.x1 + pw * g.bw + (ix + 0.5) * g.bw / g.gw;
+          if (!bilinear_taps(y, x, H, W, off, w)) continue;
+          for (int q = 0; q < 4; ++q) f(ph, pw, off[q], w[q] * g.inv_count);
+        }
+      }
+}
+
+inline int64_t round_half_away(double v) {
+  return static_cast<int64_t>(v >= 0 ? std::floor(v + 0.5) : -std::floor(-v + 0.5));
+}
+
+// --------------------------------------------------------------------------------------
+// bindings
+// --------------------------------------------------------------------------------------
+py::array boxes_arg(const py::handle& obj, const char* op, const char* name) {
+  py::array a = as_array(obj, op, name);
+  float_kind(a, op, name);
+  if (a.ndim() != 2 || a.shape(1) != 4)
+    throw py::value_error(std::string(op) + ": " + name + " must have shape (N, 4), got " + shape_str(a));
+  return a;
+}
+
+py::array box_iou_py(const py::handle& b1o, const py::handle& b2o, bool generalized) {
+  const char* op = generalized ? "generalized_box_iou" : "box_iou";
+  py::array b1 = boxes_arg(b1o, op, "boxes1"), b2 = boxes_arg(b2o, op, "boxes2");
+  check_same_dtype(b1, b2, op, "boxes1", "boxes2");
+  auto run = [&](auto zero) -> py::array {
+    using T = decltype(zero);
+    auto a = contiguous<T>(b1), b = contiguous<T>(b2);
+    const int64_t N = a.shape(0), M = b.shape(0);
+    py::array_t<T, py::array::c_style> out({N, M});
+    if (N * M > 0) {
+      py::gil_scoped_release release;
+      box_iou_kernel<T>(a.data(), N, b.data(), M, out.mutable_data(), generalized);
+    }
+    return out;
+  };
+  return float_kind(b1, op, "boxes1") == Float::f32 ? run(0.0f) : run(0.0);
+}
+
+py::array nms_py(const py::handle& bo, const py::handle& so, double thr) {
+  py::array b = boxes_arg(bo, "nms", "boxes");
+  py::array s = as_array(so, "nms", "scores");
+  float_kind(s, "nms", "scores");
+  check_same_dtype(b, s, "nms", "boxes", "scores");
+  if (s.ndim() != 1 || s.shape(0) != b.shape(0))
+    throw py::value_error("nms: scores must have shape (" + std::to_string(b.shape(0)) + ",), got " + shape_str(s));
+  auto run = [&](auto zero) -> py::array {
+    using T = decltype(zero);
+    auto bc = contiguous<T>(b), sc = contiguous<T>(s);
+    const int64_t n = bc.shape(0);
+    std::vector<int64_t> keep;
+    {
+      py::gil_scoped_release release;
+      std::vector<int64_t> order;
+      score_order(sc.data(), n, order);
+      keep.reserve(n);
+      nms_sorted<T>(bc.data(), order.data(), n, thr, keep);
+    }
+    py::array_t<int64_t> out(static_cast<py::ssize_t>(keep.size()));
+    std::copy(keep.begin(), keep.end(), out.mutable_data());
+    return out;
+  };
+  return float_kind(b, "nms", "boxes") == Float::f32 ? run(0.0f) : run(0.0);
+}
+
+py::array batched_nms_py(const py::handle& bo, const py::handle& so, const py::handle& io, double thr) {
+  py::array b = boxes_arg(bo, "batched_nms", "boxes");
+  py::array s = as_array(so, "batched_nms", "scores");
+  float_kind(s, "batched_nms", "scores");
+  check_same_dtype(b, s, "batched_nms", "boxes", "scores");
+  const int64_t n = b.shape(0);
+  if (s.ndim() != 1 || s.shape(0) != n)
+    throw py::value_error("batched_nms: scores must have shape (" + std::to_string(n) + ",), got " + shape_str(s));
+  py::array ia = as_array(io, "batched_nms", "idxs");
+  if (ia.dtype().kind() != 'i' && ia.dtype().kind() != 'u' && ia.dtype().kind() != 'b')
+    throw py::type_error("batched_nms: idxs must be an integer array, got " + dtype_str(ia));
+  if (ia.ndim() != 1 || ia.shape(0) != n)
+    throw py::value_error("batched_nms: idxs must have shape (" + std::to_string(n) + ",), got " + shape_str(ia));
+  auto ic = py::reinterpret_borrow<py::array_t<int64_t, py::array::c_style>>(
+      py::module_::import("numpy").attr("require")(ia, py::dtype::of<int64_t>(), "CA"));
+  auto run = [&](auto zero) -> py::array {
+    using T = decltype(zero);
+    auto bc = contiguous<T>(b), sc = contiguous<T>(s);
+    std::vector<int64_t> keep;
+    {
+      py::gil_scoped_release release;
+      std::vector<int64_t> order;
+      score_order(sc.data(), n, order);
+      const int64_t* cls = ic.data();
+      // bucket the score order by category (stable: each bucket stays in score order)
+      std::vector<int64_t> by_cls(order);
+      std::stable_sort(by_cls.begin(), by_cls.end(), [cls](int64_t i, int64_t j) { return cls[i] < cls[j]; });
+      std::vector<int64_t> rank(n);
+      for (int64_t p = 0; p < n; ++p) rank[order[p]] = p;
+      keep.reserve(n);
+      for (int64_t lo = 0; lo < n;) {
+        int64_t hi = lo;
+        while (hi < n && cls[by_cls[hi]] == cls[by_cls[lo]]) ++hi;
+        nms_sorted<T>(bc.data(), by_cls.data() + lo, hi - lo, thr, keep);
+        lo = hi;
+      }
+      std::sort(keep.begin(), keep.end(), [&rank](int64_t i, int64_t j) { return rank[i] < rank[j]; });
+    }
+    py::array_t<int64_t> out(static_cast<py::ssize_t>(keep.size()));
+    std::copy(keep.begin(), keep.end(), out.mutable_data());
+    return out;
+  };
+  return float_kind(b, "batched_nms", "boxes") == Float::f32 ? run(0.0f) : run(0.0);
+}
+
+// rois (K, 5) as float64 with checked batch indices.
+py::array_t<double, py::array::c_style> rois_arg(const py::handle& obj, int64_t N, const char* op) {
+  py::array r = as_array(obj, op, "rois");
+  float_kind(r, op, "rois");
+  if (r.ndim() != 2 || r.shape(1) != 5)
+    throw py::value_error(std::string(op) + ": rois must have shape (K, 5), got " + shape_str(r));
+  auto rc = contiguous<double>(r);
+  const double* p = rc.data();
+  for (int64_t k = 0; k < rc.shape(0); ++k) {
+    const double bi = p[5 * k];
+    if (!(bi >= 0 && bi < static_cast<double>(N) && bi == std::floor(bi)))
+      throw py::value_error(std::string(op) + ": rois[:, 0] must hold batch indices in [0, " + std::to_string(N) +
+                            "), got " + py::str(py::float_(bi)).cast<std::string>() + " at row " + std::to_string(k));
+  }
+  return rc;
+}
+
+std::pair<int64_t, int64_t> output_size_arg(const py::object& o, const char* op) {
+  std::vector<int64_t> v;
+  if (py::isinstance<py::int_>(o)) {
+    v = {o.cast<int64_t>(), o.cast<int64_t>()};
+  } else {
+    for (auto item : o) v.push_back(item.cast<int64_t>());
+  }
+  if (v.size() != 2 || v[0] <= 0 || v[1] <= 0)
+    throw py::value_error(std::string(op) + ": output_size must be two positive integers, got " +
+                          py::str(o).cast<std::string>());
+  return {v[0], v[1]};
+}
+
+py::array feature_arg(const py::handle& obj, const char* op, const char* name) {
+  py::array x = as_array(obj, op, name);
+  float_kind(x, op, name);
+  if (x.ndim() != 4) throw py::value_error(std::string(op) + ": " + name + " must be (N, C, H, W), got " + shape_str(x));
+  return x;
+}
+
+std::vector<int64_t> shape_arg(const py::object& o, const char* op) {
+  std::vector<int64_t> v;
+  for (auto item : o) v.push_back(item.cast<int64_t>());
+  if (v.size() != 4 || *std::min_element(v.begin(), v.end()) < 0)
+    throw py::value_error(std::string(op) + ": input_shape must be (N, C, H, W), got " + py::str(o).cast<std::string>());
+  return v;
+}
+
+py::array roi_align_forward_py(const py::handle& xo, const py::handle& ro, const py::object& osz, double scale,
+                               int64_t sampling, bool aligned) {
+  const char* op = "roi_align";
+  py::array xa = feature_arg(xo, op, "input");
+  auto [PH, PW] = output_size_arg(osz, op);
+  auto run = [&](auto zero) -> py::array {
+    using T = decltype(zero);
+    auto x = contiguous<T>(xa);
+    const int64_t N = x.shape(0), C = x.shape(1), H = x.shape(2), W = x.shape(3);
+    auto r = rois_arg(ro, N, op);
+    const int64_t K = r.shape(0);
+    py::array_t<T, py::array::c_style> out({K, C, PH, PW});
+    if (K * C * PH * PW == 0) return out;
+    const T* xp = x.data();
+    const double* rp = r.data();
+    T* op_ = out.mutable_data();
+    py::gil_scoped_release release;
+    if (H * W == 0) {
+      std::fill(op_, op_ + K * C * PH * PW, T(0));
+      return out;
+    }
+    const int t = threads_for(K * C, 4);
+#pragma omp parallel for num_threads(t) if (t > 1) schedule(dynamic, 1)
+    for (int64_t kc = 0; kc < K * C; ++kc) {
+      const int64_t k = kc / C, c = kc % C;
+      const RoiGeom g = roi_align_geom(rp + 5 * k, scale, PH, PW, sampling, aligned);
+      const T* plane = xp + (g.n * C + c) * H * W;
+      T* o = op_ + kc * PH * PW;
+      std::vector<double> acc(PH * PW, 0.0);
+      for_each_tap(g, H, W, PH, PW, [&](int64_t ph, int64_t pw, int64_t off, double wt) {
+        acc[ph * PW + pw] += wt * static_cast<double>(plane[off]);
+      });
+      for (int64_t q = 0; q < PH * PW; ++q) o[q] = static_cast<T>(acc[q]);
+    }
+    return out;
+  };
+  return float_kind(xa, op, "input") == Float::f32 ? run(0.0f) : run(0.0);
+}
+
+py::array roi_align_backward_py(const py::handle& go, const py::handle& ro, const py::object& shp, double scale,
+                                int64_t sampling, bool aligned) {
+  const char* op = "roi_align_backward";
+  py::array ga = feature_arg(go, op, "grad_out");
+  auto s = shape_arg(shp, op);
+  const int64_t N = s[0], C = s[1], H = s[2], W = s[3];
+  auto run = [&](auto zero) -> py::array {
+    using T = decltype(zero);
+    auto g = contiguous<T>(ga);
+    auto r = rois_arg(ro, N, op);
+    const int64_t K = r.shape(0), PH = g.shape(2), PW = g.shape(3);
+    if (g.shape(0) != K || g.shape(1) != C)
+      throw py::value_error(std::string(op) + ": grad_out must be (" + std::to_string(K) + ", " + std::to_string(C) +
+                            ", PH, PW), got " + shape_str(g));
+    py::array_t<T, py::array::c_style> dx({N, C, H, W});
+    T* dp = dx.mutable_data();
+    const T* gp = g.data();
+    const double* rp = r.data();
+    py::gil_scoped_release release;
+    std::fill(dp, dp + N * C * H * W, T(0));
+    if (K * PH * PW == 0 || H * W == 0) return dx;
+    const int t = threads_for(C, 1);
+#pragma omp parallel for num_threads(t) if (t > 1) schedule(static)
+    for (int64_t c = 0; c < C; ++c) {
+      for (int64_t k = 0; k < K; ++k) {
+        const RoiGeom geo = roi_align_geom(rp + 5 * k, scale, PH, PW, sampling, aligned);
+        T* plane = dp + (geo.n * C + c) * H * W;
+        const T* gk = gp + (k * C + c) * PH * PW;
+        for_each_tap(geo, H, W, PH, PW, [&](int64_t ph, int64_t pw, int64_t off, double wt) {
+          plane[off] += static_cast<T>(wt * static_cast<double>(gk[ph * PW + pw]));
+        });
+      }
+    }
+    return dx;
+  };
+  return float_kind(ga, op, "grad_out") == Float::f32 ? run(0.0f) : run(0.0);
+}
+
+py::tuple roi_pool_forward_py(const py::handle& xo, const py::handle& ro, const py::object& osz, double scale) {
+  const char* op = "roi_pool";
+  py::array xa = feature_arg(xo, op, "input");
+  auto [PH, PW] = output_size_arg(osz, op);
+  auto run = [&](auto zero) -> py::tuple {
+    using T = decltype(zero);
+    auto x = contiguous<T>(xa);
+    const int64_t N = x.shape(0), C = x.shape(1), H = x.shape(2), W = x.shape(3);
+    auto r = rois_arg(ro, N, op);
+    const int64_t K = r.shape(0);
+    py::array_t<T, py::array::c_style> out({K, C, PH, PW});
+    py::array_t<int64_t, py::array::c_style> arg({K, C, PH, PW});
+    const T* xp = x.data();
+    const double* rp = r.data();
+    T* op_ = out.mutable_data();
+    int64_t* ap = arg.mutable_data();
+    {
+      py::gil_scoped_release release;
+      const int t = threads_for(K * C, 4);
+#pragma omp parallel for num_threads(t) if (t > 1) schedule(dynamic, 1)
+      for (int64_t kc = 0; kc < K * C; ++kc) {
+        const int64_t k = kc / C, c = kc % C;
+        const double* rk = rp + 5 * k;
+        T* o = op_ + kc * PH * PW;
+        int64_t* a = ap + kc * PH * PW;
+        std::fill(o, o + PH * PW, T(0));
+        std::fill(a, a + PH * PW, int64_t(-1));
+        if (!(std::isfinite(rk[1]) && std::isfinite(rk[2]) && std::isfinite(rk[3]) && std::isfinite(rk[4]))) continue;
+        const int64_t sw = round_half_away(rk[1] * scale), sh = round_half_away(rk[2] * scale);
+        const int64_t ew = round_half_away(rk[3] * scale), eh = round_half_away(rk[4] * scale);
+        const int64_t rw = std::max<int64_t>(ew - sw + 1, 1), rh = std::max<int64_t>(eh - sh + 1, 1);
+        const double bh = static_cast<double>(rh) / PH, bw = static_cast<double>(rw) / PW;
+        const T* plane = xp + (static_cast<int64_t>(rk[0]) * C + c) * H * W;
+        for (int64_t ph = 0; ph < PH; ++ph) {
+          const int64_t hs = std::min(std::max<int64_t>(static_cast<int64_t>(std::floor(ph * bh)) + sh, 0), H);
+          const int64_t he = std::min(std::max<int64_t>(static_cast<int64_t>(std::ceil((ph + 1) * bh)) + sh, 0), H);
+          for (int64_t pw = 0; pw < PW; ++pw) {
+            const int64_t ws = std::min(std::max<int64_t>(static_cast<int64_t>(std::floor(pw * bw)) + sw, 0), W);
+            const int64_t we = std::min(std::max<int64_t>(static_cast<int64_t>(std::ceil((pw + 1) * bw)) + sw, 0), W);
+            if (he <= hs || we <= ws) continue;
+            T best = plane[hs * W + ws];
+            int64_t idx = hs * W + ws;
+            for (int64_t h = hs; h < he; ++h)
+              for (int64_t w = ws; w < we; ++w)
+                if (plane[h * W + w] > best) best = plane[h * W + w], idx = h * W + w;
+            o[ph * PW + pw] = best, a[ph * PW + pw] = idx;
+          }
+        }
+      }
+    }
+    return py::make_tuple(out, arg);
+  };
+  return float_kind(xa, op, "input") == Float::f32 ? run(0.0f) : run(0.0);
+}
+
+py::array roi_pool_backward_py(const py::handle& go, const py::handle& ao, const py::handle& ro, const py::object& shp) {
+  const char* op = "roi_pool_backward";
+  py::array ga = feature_arg(go, op, "grad_out");
+  py::array aa = as_array(ao, op, "argmax");
+  auto s = shape_arg(shp, op);
+  const int64_t N = s[0], C = s[1], H = s[2], W = s[3];
+  if (aa.ndim() != 4 || !std::equal(aa.shape(), aa.shape() + 4, ga.shape()))
+    throw py::value_error(std::string(op) + ": argmax must have grad_out's shape " + shape_str(ga) + ", got " +
+                          shape_str(aa));
+  auto run = [&](auto zero) -> py::array {
+    using T = decltype(zero);
+    auto g = contiguous<T>(ga);
+    auto a = py::reinterpret_borrow<py::array_t<int64_t, py::array::c_style>>(
+        py::module_::import("numpy").attr("require")(aa, py::dtype::of<int64_t>(), "CA"));
+    auto r = rois_arg(ro, N, op);
+    const int64_t K = r.shape(0), PH = g.shape(2), PW = g.shape(3);
+    if (g.shape(0) != K || g.shape(1) != C)
+      throw py::value_error(std::string(op) + ": grad_out must be (" + std::to_string(K) + ", " + std::to_string(C) +
+                            ", PH, PW), got " + shape_str(g));
+    const int64_t* ap = a.data();
+    for (int64_t q = 0; q < K * C * PH * PW; ++q)
+      if (ap[q] < -1 || ap[q] >= H * W)
+        throw py::value_error(std::string(op) + ": argmax holds " + std::to_string(ap[q]) + ", outside [-1, " +
+                              std::to_string(H * W) + ")");
+    py::array_t<T, py::array::c_style> dx({N, C, H, W});
+    T* dp = dx.mutable_data();
+    const T* gp = g.data();
+    const double* rp = r.data();
+    py::gil_scoped_release release;
+    std::fill(dp, dp + N * C * H * W, T(0));
+    const int t = threads_for(C, 1);
+#pragma omp parallel for num_threads(t) if (t > 1) schedule(static)
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t k = 0; k < K; ++k) {
+        T* plane = dp + (static_cast<int64_t>(rp[5 * k]) * C + c) * H * W;
+        const int64_t base = (k * C + c) * PH * PW;
+        for (int64_t q = 0; q < PH * PW; ++q)
+          if (ap[base + q] >= 0) plane[ap[base + q]] += gp[base + q];
+      }
+    return dx;
+  };
+  return float_kind(ga, op, "grad_out") == Float::f32 ? run(0.0f) : run(0.0);
+}
+
+}  // namespace
+
+void bind_boxes(py::module_& m) {
+  m.def("box_iou", [](py::handle a, py::handle b) { return box_iou_py(a, b, false); }, py::arg("boxes1"),
+        py::arg("boxes2"));
+  m.def("generalized_box_iou", [](py::handle a, py::handle b) { return box_iou_py(a, b, true); }, py::arg("boxes1"),
+        py::arg("boxes2"));
+  m.def("nms", &nms_py, py::arg("boxes"), py::arg("scores"), py::arg("iou_threshold"));
+  m.def("batched_nms", &batched_nms_py, py::arg("boxes"), py::arg("scores"), py::arg("idxs"),
+        py::arg("iou_threshold"));
+  m.def("roi_align_forward", &roi_align_forward_py, py::arg("input"), py::arg("rois"), py::arg("output_size"),
+        py::arg("spatial_scale") = 1.0, py::arg("sampling_ratio") = -1, py::arg("aligned") = false);
+  m.def("roi_align_backward", &roi_align_backward_py, py::arg("grad_out"), py::arg("rois"), py::arg("input_shape"),
+        py::arg("spatial_scale") = 1.0, py::arg("sampling_ratio") = -1, py::arg("aligned") = false);
+  m.def("roi_pool_forward", &roi_pool_forward_py, py::arg("input"), py::arg("rois"), py::arg("output_size"),
+        py::arg("spatial_scale") = 1.0);
+  m.def("roi_pool_backward", &roi_pool_backward_py, py::arg("grad_out"), py::arg("argmax"), py::arg("rois"),
+        py::arg("input_shape"));
+}
+
+}  // namespace pydl
