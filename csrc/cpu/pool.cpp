@@ -18,8 +18,9 @@
 // the same plane, so the backward's scatter needs no atomics and results do not depend on
 // the thread count). A plane of the canonical N64 64x56x56 problem is 12.5 KB, so a
 // backward zeroes its grad_in plane and scatters into it while it sits in L1: grad_in is
-// written to memory once. max_pool2d's forward has a branch-free path for the common
-// 2x2 stride-2 window (no padding, no dilation) and a general loop for everything else.
+// written to memory once. max_pool2d's forward plane is SIMD, branch-free, per ISA
+// (csrc/cpu/pool_isa.cpp: a compare-and-branch per tap mispredicts on real data); the
+// other pooling loops are plain scalar code.
 //
 // Workspace: none beyond the outputs (fractional pooling keeps two small vectors of window
 // starts per thread).
