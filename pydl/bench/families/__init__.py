@@ -18,6 +18,8 @@ FAMILIES = {
     "max_pool2d": "pydl.bench.families.max_pool2d",
     "batch_norm": "pydl.bench.families.batch_norm",
     "layer_norm": "pydl.bench.families.layer_norm",
+    "box_iou": "pydl.bench.families.box_iou",
+    "nms": "pydl.bench.families.nms",
 }
 
 
