@@ -1,10 +1,11 @@
-// conv2d loops, compiled once per ISA (see isa.h): im2col, col2im, the direct depthwise
-// kernels and a channel sum. The drivers that call them (and pydl's gemm) are in conv.cpp.
+// conv2d loops, compiled once per ISA (see isa.h): im2col and col2im, the transposes and
+// copies that put a tile computed aside into place, the dot-product weight gradient and a
+// channel sum (the depthwise loops are in conv_depthwise_isa.cpp). The drivers that call
+// them (and pydl's gemm) are in conv.cpp.
 //
 //   im2col   cols[(c, kh, kw), (oh - oh0) * OW + ow] = x[c, oh * SH - PH + kh * DH, ow * SW - PW + kw * DW]
 //            (0 where that pixel lies in the padding)
 //   col2im   the adjoint: x[c, ih, iw] += every column entry im2col copied from it
-//   depthwise (Cg == 1)  out[oh, ow] = b + sum_{kh, kw} w[kh, kw] x[oh * SH - PH + kh * DH, ow * SW - PW + kw * DW]
 //
 // Legend: see conv.h (Cg input channels of a group, KH x KW kernel, OH x OW output, a
 // tile = output rows [oh0, oh1)).
@@ -12,9 +13,13 @@
 // Algorithm: every loop runs along an output row, the contiguous direction of both the
 // columns and the images. Padding is handled by ranges, not per-element tests: for each
 // kernel column kw, the output columns [lo, hi) whose input column lies inside the image
-// are computed once (valid_columns); rows outside the image are skipped (or zero-filled)
-// whole. Inside the range a stride-1 row is a memcpy (im2col) or a vector add / axpy
-// (col2im, depthwise); other strides use strided loops. No workspace.
+// are computed once (valid_columns); rows outside the image are zero-filled (or skipped)
+// whole. A stride-1 'same' conv copies each tap's valid rows as one run; a strided conv
+// first splits the rows its tile reads into column phases (conv.h), so that each row of
+// columns is still a contiguous copy instead of a strided gather (AlexNet's stride 4:
+// im2col 27% -> 16% of the forward pass, measured).
+//
+// Workspace: conv_scratch_size(g, rows) elements from the driver (strided convs only).
 //
 // Checked by tests/kernels/test_conv.py against the float64 reference
 // (pydl/kernels/reference/conv.py) on every ISA path.
@@ -24,58 +29,22 @@
 #include <type_traits>
 #include <vector>
 
+#include "conv_rows.h"
 #include "pydl/conv.h"
 #include "pydl/simd.h"
 
 namespace pydl::PYDL_ISA_NS {
+
+// conv_depthwise_isa.cpp
+template <typename T>
+void depthwise_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* out, T* scratch);
+template <typename T>
+void depthwise_backward(const ConvGeometry& g, const T* grad_out, const T* x, const T* w, T* grad_x, double* grad_w,
+                        T* scratch);
+
 namespace {
 
-using simd::Vec;
-
-inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }  // a >= 0, b > 0
-
-// Output columns [lo, hi) whose input column ow * S + off (off = kw * D - P) is in [0, W).
-inline void valid_columns(int64_t off, int64_t S, int64_t W, int64_t OW, int64_t& lo, int64_t& hi) {
-  lo = off >= 0 ? 0 : ceil_div(-off, S);
-  hi = W - off <= 0 ? 0 : std::min(OW, ceil_div(W - off, S));
-  lo = std::min(lo, hi);
-}
-
-// Short runs (a padding column, a 7- to 55-wide row) are the common case here: they are
-// copied and cleared with whole vectors inline, the last one overlapping the previous
-// where n is not a multiple of the width, instead of calling memset / memcpy.
-template <typename T>
-inline void zero(T* p, int64_t n) {
-  using V = Vec<T>;
-  if (n >= 8 * V::W) {
-    std::memset(p, 0, size_t(n) * sizeof(T));
-  } else if (n >= V::W) {
-    for (int64_t i = 0; i + V::W < n; i += V::W) V::store(p + i, V::zero());
-    V::store(p + n - V::W, V::zero());
-  } else {
-    for (int64_t i = 0; i < n; ++i) p[i] = T(0);
-  }
-}
-
-// dst[i] = src[i] (dst and src do not overlap)
-template <typename T>
-inline void copy(T* __restrict dst, const T* __restrict src, int64_t n) {
-  using V = Vec<T>;
-  if (n >= 16 * V::W) {
-    std::memcpy(dst, src, size_t(n) * sizeof(T));
-  } else if (n >= V::W) {
-    for (int64_t i = 0; i + V::W < n; i += V::W) V::store(dst + i, V::load(src + i));
-    V::store(dst + n - V::W, V::load(src + n - V::W));
-  } else {
-    for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
-  }
-}
-
-// dst[i] += src[i]
-template <typename T>
-inline void add(T* __restrict dst, const T* __restrict src, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
-}
+using namespace conv_rows;
 
 // Where im2col reads and col2im writes the input rows of one tile: the image itself
 // (SW == 1), or its rows [ih0, ih1) split into SW column phases in the scratch buffer, so
@@ -201,230 +170,6 @@ void col2im(const ConvGeometry& g, T* cols, int64_t oh0, int64_t oh1, T* x, T* s
       }
     }
   if (g.SW > 1) dst_rows.merge(x, g.Cg());
-}
-
-// ---------------------------------------------------------------------------------------
-// Depthwise: direct loops over a padded copy of the plane
-// ---------------------------------------------------------------------------------------
-
-// The plane in padded coordinates (a, b) = (ih + PH, iw + PW), split into SW column phases:
-// pad(r, a)[q] = x[a - PH, q * SW + r - PW] (0 outside the image). Output pixel (oh, ow)
-// reads tap (kh, kw) at tap_row(oh, kh, kw)[ow], with no bounds to test.
-template <typename T>
-struct PaddedPlane {
-  const ConvGeometry& g;
-  DepthwisePlane dims;
-  T* data;  // (SW, Hp, Q)
-  PaddedPlane(const ConvGeometry& geom, int64_t chunk, T* buf) : g(geom), dims(geom, chunk), data(buf) {}
-
-  // Offset of tap (kh, kw) from an output row's start: tap_row = data + oh * SH * Q + offset.
-  int64_t tap_offset(int64_t kh, int64_t kw) const {
-    const int64_t b = kw * g.DW;
-    return ((b % g.SW) * dims.Hp + kh * g.DH) * dims.Q + b / g.SW;
-  }
-  T* row(int64_t oh) const { return data + oh * g.SH * dims.Q; }
-  void clear() const { zero(data, dims.size(g)); }
-  // Visits the (image row, padded row) pairs and, per phase r, the image columns
-  // iw = q * SW + r - PW that land in the plane: f(x_row_offset, pad_row, first iw, count).
-  template <typename F>
-  void for_each_run(F f) const {
-    for (int64_t ih = 0; ih < g.H; ++ih) {
-      const int64_t a = ih + g.PH;
-      if (a >= dims.Hp) break;
-      for (int64_t r = 0; r < g.SW; ++r) {
-        // q >= 0 with iw = q * SW + r - PW >= 0, and iw < W, q < Q
-        int64_t q0 = r >= g.PW ? 0 : ceil_div(g.PW - r, g.SW);
-        int64_t q1 = std::min(dims.Q, g.W + g.PW - r <= 0 ? 0 : ceil_div(g.W + g.PW - r, g.SW));
-        if (q1 > q0) f(ih * g.W + q0 * g.SW + r - g.PW, data + (r * dims.Hp + a) * dims.Q + q0, q1 - q0);
-      }
-    }
-  }
-  void load(const T* x) const {  // the image into the (cleared) plane
-    clear();
-    for_each_run([&](int64_t off, T* dst, int64_t n) {
-      const T* src = x + off;
-      if (g.SW == 1) copy(dst, src, n);
-      else for (int64_t i = 0; i < n; ++i) dst[i] = src[i * g.SW];
-    });
-  }
-  void store(T* x) const {  // the plane's image part back into x (H, W)
-    for_each_run([&](int64_t off, T* src, int64_t n) {
-      T* dst = x + off;
-      if (g.SW == 1) copy(dst, src, n);
-      else for (int64_t i = 0; i < n; ++i) dst[i * g.SW] = src[i];
-    });
-  }
-};
-
-// The tap offsets of a plane, kept on the stack for kernels up to 16x16.
-struct TapOffsets {
-  int64_t small[256];
-  std::vector<int64_t> big;
-  int64_t* off;
-  template <typename T>
-  explicit TapOffsets(const PaddedPlane<T>& p) {
-    const ConvGeometry& g = p.g;
-    off = g.KH * g.KW <= 256 ? small : (big.resize(size_t(g.KH * g.KW)), big.data());
-    for (int64_t kh = 0; kh < g.KH; ++kh)
-      for (int64_t kw = 0; kw < g.KW; ++kw) off[kh * g.KW + kw] = p.tap_offset(kh, kw);
-  }
-};
-
-// Independent accumulator chains per vector of a chunk: the taps of a row are summed in A
-// interleaved partial sums so that U * A >= 8 FMAs are in flight (FMA latency 4, two units);
-// one chain of 25 taps (5x5 on a 14-wide image) ran 4x below the FMA rate (measured).
-template <int U>
-constexpr int kChains = U >= 4 ? 2 : 8 / U;
-
-// out (Kg, OH, OW): U vectors of one output row at a time, every tap accumulated in registers.
-// A chunk that runs past the end of its row is stored whole: the lanes past the row land at
-// the start of the next row, written later anyway (only the plane's very end is trimmed).
-template <typename T, int U>
-void depthwise_forward_rows(const ConvGeometry& g, const PaddedPlane<T>& xp, const T* w, const T* bias, T* out) {
-  using V = Vec<T>;
-  using R = typename V::R;
-  constexpr int64_t CW = U * V::W;
-  constexpr int A = kChains<U>;
-  const int64_t KK = g.KH * g.KW;
-  const TapOffsets taps(xp);
-  T* const end = out + g.Kg() * g.OH * g.OW;
-  for (int64_t j = 0; j < g.Kg(); ++j) {
-    const T* wj = w + j * KK;
-    for (int64_t oh = 0; oh < g.OH; ++oh) {
-      T* o = out + (j * g.OH + oh) * g.OW;
-      const T* xrow = xp.row(oh);
-      for (int64_t ow = 0; ow < g.OW; ow += CW) {
-        R acc[A][U];
-#pragma GCC unroll 8
-        for (int a = 0; a < A; ++a)
-#pragma GCC unroll 4
-          for (int u = 0; u < U; ++u) acc[a][u] = V::zero();
-        int64_t t = 0;
-        for (; t + A <= KK; t += A)
-#pragma GCC unroll 8
-          for (int a = 0; a < A; ++a) {
-            const T* in = xrow + taps.off[t + a] + ow;
-            const R wv = V::set1(wj[t + a]);
-#pragma GCC unroll 4
-            for (int u = 0; u < U; ++u) acc[a][u] = V::fma(wv, V::load(in + u * V::W), acc[a][u]);
-          }
-        for (; t < KK; ++t) {
-          const T* in = xrow + taps.off[t] + ow;
-          const R wv = V::set1(wj[t]);
-#pragma GCC unroll 4
-          for (int u = 0; u < U; ++u) acc[0][u] = V::fma(wv, V::load(in + u * V::W), acc[0][u]);
-        }
-        const R b = V::set1(bias ? bias[j] : T(0));
-#pragma GCC unroll 4
-        for (int u = 0; u < U; ++u) {
-#pragma GCC unroll 8
-          for (int a = 1; a < A; ++a) acc[0][u] = V::add(acc[0][u], acc[a][u]);
-          acc[0][u] = V::add(acc[0][u], b);
-        }
-        if (o + ow + CW <= end) {
-#pragma GCC unroll 4
-          for (int u = 0; u < U; ++u) V::store(o + ow + u * V::W, acc[0][u]);
-        } else {
-          alignas(64) T tmp[CW];
-          for (int u = 0; u < U; ++u) V::store(tmp + u * V::W, acc[0][u]);
-          copy(o + ow, tmp, std::min<int64_t>(CW, g.OW - ow));
-        }
-      }
-    }
-  }
-}
-
-// Vectors per chunk of an output row: enough to cover it, at most 4.
-template <typename T>
-int chunk_vectors(const ConvGeometry& g) {
-  const int64_t n = ceil_div(g.OW, Vec<T>::W);
-  return static_cast<int>(std::min<int64_t>(4, std::max<int64_t>(1, n)));
-}
-
-template <typename T>
-void depthwise_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* out, T* scratch) {
-  const int U = chunk_vectors<T>(g);
-  const PaddedPlane<T> xp(g, U * Vec<T>::W, scratch);
-  xp.load(x);
-  switch (U) {
-    case 1: return depthwise_forward_rows<T, 1>(g, xp, w, bias, out);
-    case 2: return depthwise_forward_rows<T, 2>(g, xp, w, bias, out);
-    case 3: return depthwise_forward_rows<T, 3>(g, xp, w, bias, out);
-    default: return depthwise_forward_rows<T, 4>(g, xp, w, bias, out);
-  }
-}
-
-// grad_x: every output pixel's gradient times each tap, added where the tap read (into a
-// padded plane, so no bounds), U vectors of an output row at a time.
-// grad_w: per tap, the dot product of grad_out with the padded input rows the tap read.
-// gop: one channel of grad_out, rows zero-padded to OWc.
-template <typename T, int U>
-void depthwise_backward_rows(const ConvGeometry& g, const T* grad_out, const PaddedPlane<T>* xp, const T* w,
-                             const PaddedPlane<T>* gxp, double* grad_w, T* gop, int64_t OWc) {
-  using V = Vec<T>;
-  constexpr int64_t CW = U * V::W;
-  const int64_t KK = g.KH * g.KW, OWu = ceil_div(g.OW, CW) * CW;  // OWu <= OWc
-  const TapOffsets taps(xp ? *xp : *gxp);  // the same geometry for both planes
-  for (int64_t j = 0; j < g.Kg(); ++j) {
-    for (int64_t oh = 0; oh < g.OH; ++oh) copy(gop + oh * OWc, grad_out + (j * g.OH + oh) * g.OW, g.OW);
-    if (gxp) {
-      const T* wj = w + j * KK;
-      for (int64_t oh = 0; oh < g.OH; ++oh)
-        for (int64_t ow = 0; ow < OWu; ow += CW) {
-          typename V::R d[U];
-          for (int u = 0; u < U; ++u) d[u] = V::load(gop + oh * OWc + ow + u * V::W);
-          T* grow = gxp->row(oh) + ow;
-          for (int64_t t = 0; t < KK; ++t) {
-            T* dst = grow + taps.off[t];
-            const typename V::R wv = V::set1(wj[t]);
-            for (int u = 0; u < U; ++u) V::store(dst + u * V::W, V::fma(wv, d[u], V::load(dst + u * V::W)));
-          }
-        }
-    }
-    if (grad_w)
-      for (int64_t t = 0; t < KK; ++t) {  // A chains over the rows, as in the forward loop
-        constexpr int A = kChains<U>;
-        typename V::R acc[A][U];
-        for (int a = 0; a < A; ++a)
-          for (int u = 0; u < U; ++u) acc[a][u] = V::zero();
-        for (int64_t oh = 0; oh < g.OH; ++oh) {
-          const T* in = xp->row(oh) + taps.off[t];
-          const T* d = gop + oh * OWc;
-          const int a = static_cast<int>(oh % A);
-          for (int64_t ow = 0; ow < OWu; ow += CW)
-            for (int u = 0; u < U; ++u)
-              acc[a][u] = V::fma(V::load(d + ow + u * V::W), V::load(in + ow + u * V::W), acc[a][u]);
-        }
-        T s = 0;
-        for (int a = 0; a < A; ++a)
-          for (int u = 0; u < U; ++u) s += V::hsum(acc[a][u]);
-        grad_w[j * KK + t] += s;
-      }
-  }
-}
-
-template <typename T>
-void depthwise_backward(const ConvGeometry& g, const T* grad_out, const T* x, const T* w, T* grad_x, double* grad_w,
-                        T* scratch) {
-  const int U = chunk_vectors<T>(g);
-  const DepthwisePlane dims(g, U * Vec<T>::W);
-  const PaddedPlane<T> xp(g, U * Vec<T>::W, scratch), gxp(g, U * Vec<T>::W, scratch + dims.size(g));
-  T* gop = scratch + 2 * dims.size(g);  // (OH, OWc), zero past OW
-  for (int64_t oh = 0; oh < g.OH; ++oh) zero(gop + oh * dims.OWc + g.OW, dims.OWc - g.OW);
-  if (grad_w) xp.load(x);
-  if (grad_x) gxp.clear();
-  const PaddedPlane<T>* xpp = grad_w ? &xp : nullptr;
-  const PaddedPlane<T>* gxpp = grad_x ? &gxp : nullptr;
-  switch (U) {
-    case 1: depthwise_backward_rows<T, 1>(g, grad_out, xpp, w, gxpp, grad_w, gop, dims.OWc); break;
-    case 2: depthwise_backward_rows<T, 2>(g, grad_out, xpp, w, gxpp, grad_w, gop, dims.OWc); break;
-    case 3: depthwise_backward_rows<T, 3>(g, grad_out, xpp, w, gxpp, grad_w, gop, dims.OWc); break;
-    default: depthwise_backward_rows<T, 4>(g, grad_out, xpp, w, gxpp, grad_w, gop, dims.OWc); break;
-  }
-  if (grad_x) {  // image pixels no tap reads (cut off by the stride) get no gradient
-    zero(grad_x, g.H * g.W);
-    gxp.store(grad_x);
-  }
 }
 
 // Register transposes of square blocks: B rows of src (B channels each) become B rows of

@@ -1,6 +1,7 @@
 // conv2d / conv_transpose2d: the geometry of one 2-D convolution, the per-ISA loops
-// (im2col, col2im, depthwise, channel sums; csrc/cpu/conv_isa.cpp) and the drivers that
-// combine them with pydl's gemm (csrc/cpu/conv.cpp).
+// (im2col, col2im, transposes, sums: csrc/cpu/conv_isa.cpp; depthwise:
+// csrc/cpu/conv_depthwise_isa.cpp), the drivers that combine them with pydl's gemm
+// (csrc/cpu/conv.cpp) and their bindings (csrc/cpu/conv_bind.cpp).
 //
 // Legend: N images, C input channels, H x W input, K output channels, KH x KW kernel,
 // OH x OW output, G groups (Cg = C / G, Kg = K / G), S stride, P padding (top / left),
@@ -115,5 +116,18 @@ void conv2d_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias
 template <typename T>
 void conv2d_backward(const ConvGeometry& g, const T* grad_out, const T* x, const T* w, T* grad_x, T* grad_w,
                      T* grad_b);
+// The transposed convolution, in the geometry of the conv2d it transposes: x (N, K, OH, OW),
+// w (K, Cg, KH, KW), out (N, C, H, W), bias (C or null).
+template <typename T>
+void conv_transpose2d_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* out);
+// grad_out (N, C, H, W) -> grad_x (N, K, OH, OW), grad_w (K, Cg, KH, KW), grad_b (C); null: not needed.
+template <typename T>
+void conv_transpose2d_backward(const ConvGeometry& g, const T* grad_out, const T* x, const T* w, T* grad_x, T* grad_w,
+                               T* grad_b);
+
+// Forces the drivers' choices (tests and tuning only; pydl._C._conv_tuning): column-tile
+// budget in KiB (0: the default), and for each switch -1 (automatic), 0 or 1: weight
+// gradient by dot products, direct depthwise loops, pixel-major forward, zero-padded tiles.
+void conv_set_tuning(int64_t tile_kb, int dot, int direct, int transposed, int padded);
 
 }  // namespace pydl
