@@ -4,6 +4,6 @@
 roi_align, roi_pool (RoIAlign / RoIPool modules). ``pydl.vision.metrics``: mean average
 precision (VOC and COCO). ``pydl.vision.detection`` / ``pydl.vision.segmentation``: models.
 """
-from . import detection, metrics, ops, shapes
+from . import detection, metrics, ops, segmentation, shapes
 
-__all__ = ["detection", "metrics", "ops", "shapes"]
+__all__ = ["detection", "metrics", "ops", "segmentation", "shapes"]

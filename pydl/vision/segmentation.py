@@ -1,0 +1,70 @@
+"""Semantic segmentation: a small fully convolutional network and mean IoU.
+
+:class:`ShapesFCN` shows every down- and up-sampling the lecture lists: down by 2x2 max
+pooling (its arg-max indices kept) and by a stride-2 convolution; up by "bed of nails"
+max-unpooling (each value returns to the position its pooling arg-max came from, zeros
+elsewhere), by nearest-neighbour up-sampling and by a stride-2 transposed convolution.
+Every pixel gets class scores; the loss is per-pixel cross-entropy.
+
+>>> mean_iou(np.array([[0, 1], [1, 1]]), np.array([[0, 1], [0, 1]]), num_classes=2)
+0.5833333333333333
+"""
+import numpy as np
+
+from .. import nn
+from ..nn import functional as F
+
+__all__ = ["ShapesFCN", "mean_iou", "confusion_matrix"]
+
+
+def confusion_matrix(pred, target, num_classes):
+    """(K, K) counts: row = true class, column = predicted class (pixels with a target
+    outside [0, K) are ignored)."""
+    p, t = np.asarray(pred).reshape(-1), np.asarray(target).reshape(-1)
+    ok = (t >= 0) & (t < num_classes)
+    return np.bincount(num_classes * t[ok] + p[ok], minlength=num_classes ** 2).reshape(num_classes, num_classes)
+
+
+def mean_iou(pred, target, num_classes):
+    """Mean over classes of |pred = k and target = k| / |pred = k or target = k| (classes
+    absent from both are left out)."""
+    cm = confusion_matrix(pred, target, num_classes).astype(np.float64)
+    inter = np.diag(cm)
+    union = cm.sum(0) + cm.sum(1) - inter
+    return float(np.mean(inter[union > 0] / union[union > 0]))
+
+
+def _conv(cin, cout, stride=1):
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(cout),
+                         nn.ReLU())
+
+
+class ShapesFCN(nn.Module):
+    """(N, 3, H, W) -> (N, num_classes, H, W) logits; H and W multiples of 4.
+
+    down: conv -> max pool 2x2 (indices kept) -> conv -> stride-2 conv
+    up:   transposed conv 2x2 stride 2 -> conv -> max-unpool with the kept indices (bed of
+          nails) -> conv, plus a nearest-up-sampled skip of the coarsest features -> 1x1
+    """
+
+    def __init__(self, num_classes=3, width=16):
+        super().__init__()
+        w = width
+        self.enc1 = _conv(3, w)
+        self.enc2 = _conv(w, 2 * w)
+        self.down = _conv(2 * w, 2 * w, stride=2)
+        self.up = nn.ConvTranspose2d(2 * w, 2 * w, 2, stride=2)
+        self.dec2 = _conv(2 * w, w)
+        self.dec1 = _conv(w, w)
+        self.skip = nn.Conv2d(2 * w, w, 1)
+        self.classifier = nn.Conv2d(w, num_classes, 1)
+
+    def forward(self, x):
+        e1 = self.enc1(x)                                         # (N, w, H, W)
+        p1, idx = F.max_pool2d(e1, 2, return_indices=True)        # (N, w, H/2, W/2) + arg-max
+        e2 = self.enc2(p1)                                        # (N, 2w, H/2, W/2)
+        d = self.down(e2)                                         # (N, 2w, H/4, W/4)
+        u2 = F.relu(self.up(d)) + e2                              # transposed conv up to H/2
+        u1 = F.max_unpool2d(self.dec2(u2), idx, 2)                # bed of nails up to H
+        coarse = F.interpolate(self.skip(d), scale_factor=4, mode="nearest")  # nearest up to H
+        return self.classifier(self.dec1(u1 + coarse))
