@@ -20,6 +20,8 @@ FAMILIES = {
     "layer_norm": "pydl.bench.families.layer_norm",
     "box_iou": "pydl.bench.families.box_iou",
     "nms": "pydl.bench.families.nms",
+    "attention": "pydl.bench.families.attention",
+    "lstm": "pydl.bench.families.lstm",
 }
 
 
