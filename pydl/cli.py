@@ -366,7 +366,21 @@ def main(argv=None):
         args.check(parser, args)
     if args.command == "bench":
         _reexec_without_openblas_env(argv)
-    return args.func(args)
+    if args.command not in _TRAINING_COMMANDS:
+        return args.func(args)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, ImportError, FloatingPointError) as e:
+        # bad files, missing optional packages, a diverging run: a message, not a traceback
+        print(f"pydl {args.command}: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        hint = " (continue it with --resume)" if args.command == "train" else ""
+        print(f"\npydl {args.command}: interrupted; the last finished epoch is checkpointed{hint}", file=sys.stderr)
+        return 130
+
+
+_TRAINING_COMMANDS = ("demo", "train", "eval", "summary")
 
 
 if __name__ == "__main__":

@@ -74,6 +74,15 @@ def test_train_resume(tmp_path, capsys):
     assert "after 3 epochs" in capsys.readouterr().out
 
 
+def test_runtime_errors_are_messages_not_tracebacks(tmp_path, capsys):
+    assert main(["eval", str(tmp_path / "missing.safetensors")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("pydl eval: error: checkpoint not found") and "Traceback" not in err
+    (tmp_path / "bad.safetensors").write_bytes(b"garbage")
+    assert main(["eval", str(tmp_path / "bad.safetensors")]) == 1
+    assert "bad.safetensors" in capsys.readouterr().err
+
+
 def test_summary(capsys):
     assert main(["summary", "--list"]) == 0
     names = capsys.readouterr().out.split()

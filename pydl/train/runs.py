@@ -10,6 +10,7 @@ Images are normalised with the per-channel mean and standard deviation of the tr
 split (the seeds' preprocessing); the numbers go into the config too.
 """
 import copy
+import importlib.util
 import os
 import time
 
@@ -195,6 +196,9 @@ def train_run(model, data, *, data_root=None, epochs=10, batch_size=64, lr=1e-3,
     if early_stopping and not val_fraction:
         raise ValueError("early stopping needs a validation split (val_fraction > 0): it must not choose on the "
                          "test set")
+    if out is not None and importlib.util.find_spec("safetensors") is None:
+        raise ImportError("checkpoints are safetensors files and the safetensors package is not installed: "
+                          "pip install safetensors (or pip install \"pydl[demo]\"), or train without an output folder")
     start = time.perf_counter()
     mean, std = _stats(info.name, data_root)
     config = {"model": model.lower(), "model_kwargs": kwargs, "data": info.name, "data_root": data_root,
@@ -254,7 +258,11 @@ def evaluate_checkpoint(path, data_root=None, batch_size=256, tta=False, topk=(5
     if data_root is not None:
         config = dict(config, data_root=data_root)
     net = models.get_model(config["model"], **config.get("model_kwargs", {}))
-    net.load_state_dict(ckpt["model"])
+    try:
+        net.load_state_dict(ckpt["model"])
+    except RuntimeError as e:
+        raise ValueError(f"{path}: the saved weights do not fit model {config['model']!r} as pydl builds it "
+                         f"now: {e}") from None
     net.eval()
     _, _, test_set = _datasets(config, with_train=False)
     info = dataset_info(config["data"])

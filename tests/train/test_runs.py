@@ -92,3 +92,8 @@ def test_evaluate_checkpoint_errors(tmp_path):
     pydl.save({"model": {"w": pydl.ones(1)}}, tmp_path / "bare.safetensors")
     with pytest.raises(ValueError, match="no run config"):
         runs.evaluate_checkpoint(tmp_path / "bare.safetensors")
+    pydl.save({"model": {"w": pydl.ones(1)}, "config": {"model": "mlp", "data": "spirals",
+                                                         "model_kwargs": {"in_features": 2, "num_classes": 3}}},
+              tmp_path / "other.safetensors")
+    with pytest.raises(ValueError, match="do not fit model 'mlp'"):
+        runs.evaluate_checkpoint(tmp_path / "other.safetensors")
