@@ -1,5 +1,5 @@
-// Detection kernels on the CPU: box_iou, generalized_box_iou, nms, batched_nms,
-// roi_align (forward, backward) and roi_pool (forward, backward).
+// Detection kernels on the CPU: box_iou, generalized_box_iou, nms, batched_nms (and, from
+// boxes_roi.cpp, roi_align / roi_pool forward and backward).
 //
 // What it computes (torchvision's rules; the defined behaviour on bad boxes is spelled out
 // in pydl/kernels/reference/boxes.py, the per-pair IoU is pydl::box_iou_pair in
@@ -8,11 +8,8 @@
 //   GIoU      = IoU - (|C| - |a u b|) / |C|, C the enclosing box (IoU where that is NaN or |C| !> 0)
 //   nms       keep = greedy walk by decreasing score (ties by index, NaN scores last);
 //             a box goes when its IoU with a kept box is > threshold (== stays)
-//   roi_align out[k, c, ph, pw] = mean over a gh x gw grid of bilinear samples of x[n_k, c]
-//   roi_pool  out[k, c, ph, pw] = max over the bin's cells (argmax = h * W + w, -1 if empty)
 //
-// Dimension legend: N, M boxes (nms: N boxes, nb = ceil(N / 64) blocks of 64); K RoIs;
-// (N, C, H, W) feature map; (PH, PW) pooled size; (gh, gw) samples per bin.
+// Dimension legend: N, M boxes (nms: N boxes, nb = ceil(N / 64) blocks of 64).
 //
 // NMS algorithm: boxes sorted by score and laid out as structure-of-arrays (x1, y1, x2, y2,
 // clamped area), padded to whole 64-box blocks. The removed set is a bitmask, one 64-bit
@@ -31,17 +28,14 @@
 // is exact for any coordinates (the offset trick breaks on inf / NaN) and cheaper than the
 // offset trick, whose rows test every pair of categories.
 //
-// RoI Align / RoI pool: the sample geometry is computed in double (as the reference does),
-// the sums in T. Forward: RoI x channel planes split across threads. Backward: channels
-// split across threads (all RoIs of a channel scatter into that channel's planes only:
-// no atomics, thread-count independent).
+// RoI Align / RoI pool live in csrc/cpu/boxes_roi.cpp (registered from bind_boxes).
 //
 // Workspace: nms keeps 5 arrays of nb * 64 T, nb words and the order (thread-local,
-// reused between calls); the rest needs none beyond the outputs.
+// reused between calls); box_iou one (5, M) copy of boxes2.
 //
-// Checked by tests/vision/test_ops.py and tests/vision/test_roi_align.py: parity with the
-// reference over every ISA path and thread count, threshold-exact boxes, ties, NaN,
-// inverted and empty boxes, float32 and float64, bad arguments.
+// Checked by tests/vision/test_ops.py: parity with the reference over every ISA path and
+// thread count, threshold-exact boxes, ties, NaN, inverted and empty boxes, float32 and
+// float64, strided input, bad arguments.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
@@ -142,8 +136,10 @@ __attribute__((target("avx2,fma"))) uint64_t suppress_avx2<float>(const int64_t*
     const __m256 ax2 = _mm256_set1_ps(s.x2[p]), ay2 = _mm256_set1_ps(s.y2[p]), aar = _mm256_set1_ps(s.area[p]);
     for (int v = 0; v < 8; ++v) {
       const int64_t j = o + 8 * v;
-      __m256 iw = _mm256_sub_ps(_mm256_min_ps(ax2, _mm256_loadu_ps(s.x2 + j)), _mm256_max_ps(ax1, _mm256_loadu_ps(s.x1 + j)));
-      __m256 ih = _mm256_sub_ps(_mm256_min_ps(ay2, _mm256_loadu_ps(s.y2 + j)), _mm256_max_ps(ay1, _mm256_loadu_ps(s.y1 + j)));
+      __m256 iw = _mm256_sub_ps(_mm256_min_ps(ax2, _mm256_loadu_ps(s.x2 + j)),
+                                _mm256_max_ps(ax1, _mm256_loadu_ps(s.x1 + j)));
+      __m256 ih = _mm256_sub_ps(_mm256_min_ps(ay2, _mm256_loadu_ps(s.y2 + j)),
+                                _mm256_max_ps(ay1, _mm256_loadu_ps(s.y1 + j)));
       __m256 inter = _mm256_mul_ps(_mm256_max_ps(iw, zero), _mm256_max_ps(ih, zero));
       __m256 uni = _mm256_sub_ps(_mm256_add_ps(aar, _mm256_loadu_ps(s.area + j)), inter);
       __m256 q = _mm256_div_ps(inter, uni);
@@ -165,8 +161,10 @@ __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma"))) uint64_t 
     const __m512 ax2 = _mm512_set1_ps(s.x2[p]), ay2 = _mm512_set1_ps(s.y2[p]), aar = _mm512_set1_ps(s.area[p]);
     for (int v = 0; v < 4; ++v) {
       const int64_t j = o + 16 * v;
-      __m512 iw = _mm512_sub_ps(_mm512_min_ps(ax2, _mm512_loadu_ps(s.x2 + j)), _mm512_max_ps(ax1, _mm512_loadu_ps(s.x1 + j)));
-      __m512 ih = _mm512_sub_ps(_mm512_min_ps(ay2, _mm512_loadu_ps(s.y2 + j)), _mm512_max_ps(ay1, _mm512_loadu_ps(s.y1 + j)));
+      __m512 iw = _mm512_sub_ps(_mm512_min_ps(ax2, _mm512_loadu_ps(s.x2 + j)),
+                                _mm512_max_ps(ax1, _mm512_loadu_ps(s.x1 + j)));
+      __m512 ih = _mm512_sub_ps(_mm512_min_ps(ay2, _mm512_loadu_ps(s.y2 + j)),
+                                _mm512_max_ps(ay1, _mm512_loadu_ps(s.y1 + j)));
       __m512 inter = _mm512_mul_ps(_mm512_max_ps(iw, zero), _mm512_max_ps(ih, zero));
       __m512 uni = _mm512_sub_ps(_mm512_add_ps(aar, _mm512_loadu_ps(s.area + j)), inter);
       __m512 q = _mm512_div_ps(inter, uni);
@@ -314,77 +312,14 @@ void box_iou_kernel(const T* a, int64_t N, const T* b, int64_t M, T* out, bool g
   IouRowsFn<T> rows = active_isa() == Isa::avx512 ? &iou_rows_avx512<T>
                       : active_isa() == Isa::avx2 ? &iou_rows_avx2<T>
                                                   : &iou_rows_generic<T>;
-  const int t = threads_for(N * M, 262144);
+  // ~1 ms of work per thread: waking a second one costs about that much on a busy machine
+  const int t = threads_for(N * M, int64_t(1) << 23);
   if (t <= 1) return rows(a, 0, N, soa.data(), M, out, generalized);
 #pragma omp parallel num_threads(t)
   {
     const int64_t nt = omp_get_num_threads(), id = omp_get_thread_num();
     rows(a, N * id / nt, N * (id + 1) / nt, soa.data(), M, out, generalized);
   }
-}
-
-// --------------------------------------------------------------------------------------
-// RoI Align / RoI pool
-// --------------------------------------------------------------------------------------
-struct RoiGeom {
-  int64_t n;           // batch index
-  double x1, y1, bw, bh;
-  int64_t gh, gw;      // samples per bin side
-  double inv_count;
-  bool valid;
-};
-
-RoiGeom roi_align_geom(const double* r, double scale, int64_t PH, int64_t PW, int64_t sampling, bool aligned) {
-  RoiGeom g{};
-  g.n = static_cast<int64_t>(r[0]);
-  const double off = aligned ? 0.5 : 0.0;
-  const double x1 = r[1] * scale - off, y1 = r[2] * scale - off, x2 = r[3] * scale - off, y2 = r[4] * scale - off;
-  g.valid = std::isfinite(x1) && std::isfinite(y1) && std::isfinite(x2) && std::isfinite(y2);
-  if (!g.valid) return g;
-  double rw = x2 - x1, rh = y2 - y1;
-  if (!aligned) rw = std::max(rw, 1.0), rh = std::max(rh, 1.0);
-  g.x1 = x1, g.y1 = y1, g.bh = rh / PH, g.bw = rw / PW;
-  g.gh = sampling > 0 ? sampling : static_cast<int64_t>(std::ceil(rh / PH));
-  g.gw = sampling > 0 ? sampling : static_cast<int64_t>(std::ceil(rw / PW));
-  g.inv_count = 1.0 / static_cast<double>(std::max<int64_t>(g.gh * g.gw, 1));
-  return g;
-}
-
-// The four (offset, weight) taps of a sample at (y, x) in an H x W plane; false if outside.
-inline bool bilinear_taps(double y, double x, int64_t H, int64_t W, int64_t off[4], double w[4]) {
-  if (!(y >= -1.0 && y <= static_cast<double>(H) && x >= -1.0 && x <= static_cast<double>(W))) return false;
-  y = std::max(y, 0.0), x = std::max(x, 0.0);
-  int64_t ylo = static_cast<int64_t>(y), xlo = static_cast<int64_t>(x), yhi, xhi;
-  if (ylo >= H - 1) ylo = yhi = H - 1, y = static_cast<double>(ylo);
-  else yhi = ylo + 1;
-  if (xlo >= W - 1) xlo = xhi = W - 1, x = static_cast<double>(xlo);
-  else xhi = xlo + 1;
-  const double ly = y - ylo, lx = x - xlo, hy = 1.0 - ly, hx = 1.0 - lx;
-  off[0] = ylo * W + xlo, off[1] = ylo * W + xhi, off[2] = yhi * W + xlo, off[3] = yhi * W + xhi;
-  w[0] = hy * hx, w[1] = hy * lx, w[2] = ly * hx, w[3] = ly * lx;
-  return true;
-}
-
-// Calls f(ph, pw, offset, weight) for every tap of every sample of the RoI.
-template <typename F>
-void for_each_tap(const RoiGeom& g, int64_t H, int64_t W, int64_t PH, int64_t PW, F&& f) {
-  if (!g.valid) return;
-  int64_t off[4];
-  double w[4];
-  for (int64_t ph = 0; ph < PH; ++ph)
-    for (int64_t pw = 0; pw < PW; ++pw)
-      for (int64_t iy = 0; iy < g.gh; ++iy) {
-        const double y = g.y1 + ph * g.bh + (iy + 0.5) * g.bh / g.gh;
-        for (int64_t ix = 0; ix < g.gw; ++ix) {
-          const double x = g.x1 + pw * g.bw + (ix + 0.5) * g.bw / g.gw;
-          if (!bilinear_taps(y, x, H, W, off, w)) continue;
-          for (int q = 0; q < 4; ++q) f(ph, pw, off[q], w[q] * g.inv_count);
-        }
-      }
-}
-
-inline int64_t round_half_away(double v) {
-  return static_cast<int64_t>(v >= 0 ? std::floor(v + 0.5) : -std::floor(-v + 0.5));
 }
 
 // --------------------------------------------------------------------------------------
@@ -487,228 +422,9 @@ py::array batched_nms_py(const py::handle& bo, const py::handle& so, const py::h
   return float_kind(b, "batched_nms", "boxes") == Float::f32 ? run(0.0f) : run(0.0);
 }
 
-// rois (K, 5) as float64 with checked batch indices.
-py::array_t<double, py::array::c_style> rois_arg(const py::handle& obj, int64_t N, const char* op) {
-  py::array r = as_array(obj, op, "rois");
-  float_kind(r, op, "rois");
-  if (r.ndim() != 2 || r.shape(1) != 5)
-    throw py::value_error(std::string(op) + ": rois must have shape (K, 5), got " + shape_str(r));
-  auto rc = contiguous<double>(r);
-  const double* p = rc.data();
-  for (int64_t k = 0; k < rc.shape(0); ++k) {
-    const double bi = p[5 * k];
-    if (!(bi >= 0 && bi < static_cast<double>(N) && bi == std::floor(bi)))
-      throw py::value_error(std::string(op) + ": rois[:, 0] must hold batch indices in [0, " + std::to_string(N) +
-                            "), got " + py::str(py::float_(bi)).cast<std::string>() + " at row " + std::to_string(k));
-  }
-  return rc;
-}
-
-std::pair<int64_t, int64_t> output_size_arg(const py::object& o, const char* op) {
-  std::vector<int64_t> v;
-  if (py::isinstance<py::int_>(o)) {
-    v = {o.cast<int64_t>(), o.cast<int64_t>()};
-  } else {
-    for (auto item : o) v.push_back(item.cast<int64_t>());
-  }
-  if (v.size() != 2 || v[0] <= 0 || v[1] <= 0)
-    throw py::value_error(std::string(op) + ": output_size must be two positive integers, got " +
-                          py::str(o).cast<std::string>());
-  return {v[0], v[1]};
-}
-
-py::array feature_arg(const py::handle& obj, const char* op, const char* name) {
-  py::array x = as_array(obj, op, name);
-  float_kind(x, op, name);
-  if (x.ndim() != 4) throw py::value_error(std::string(op) + ": " + name + " must be (N, C, H, W), got " + shape_str(x));
-  return x;
-}
-
-std::vector<int64_t> shape_arg(const py::object& o, const char* op) {
-  std::vector<int64_t> v;
-  for (auto item : o) v.push_back(item.cast<int64_t>());
-  if (v.size() != 4 || *std::min_element(v.begin(), v.end()) < 0)
-    throw py::value_error(std::string(op) + ": input_shape must be (N, C, H, W), got " + py::str(o).cast<std::string>());
-  return v;
-}
-
-py::array roi_align_forward_py(const py::handle& xo, const py::handle& ro, const py::object& osz, double scale,
-                               int64_t sampling, bool aligned) {
-  const char* op = "roi_align";
-  py::array xa = feature_arg(xo, op, "input");
-  auto [PH, PW] = output_size_arg(osz, op);
-  auto run = [&](auto zero) -> py::array {
-    using T = decltype(zero);
-    auto x = contiguous<T>(xa);
-    const int64_t N = x.shape(0), C = x.shape(1), H = x.shape(2), W = x.shape(3);
-    auto r = rois_arg(ro, N, op);
-    const int64_t K = r.shape(0);
-    py::array_t<T, py::array::c_style> out({K, C, PH, PW});
-    if (K * C * PH * PW == 0) return out;
-    const T* xp = x.data();
-    const double* rp = r.data();
-    T* op_ = out.mutable_data();
-    py::gil_scoped_release release;
-    if (H * W == 0) {
-      std::fill(op_, op_ + K * C * PH * PW, T(0));
-      return out;
-    }
-    const int t = threads_for(K * C, 4);
-#pragma omp parallel for num_threads(t) if (t > 1) schedule(dynamic, 1)
-    for (int64_t kc = 0; kc < K * C; ++kc) {
-      const int64_t k = kc / C, c = kc % C;
-      const RoiGeom g = roi_align_geom(rp + 5 * k, scale, PH, PW, sampling, aligned);
-      const T* plane = xp + (g.n * C + c) * H * W;
-      T* o = op_ + kc * PH * PW;
-      std::vector<double> acc(PH * PW, 0.0);
-      for_each_tap(g, H, W, PH, PW, [&](int64_t ph, int64_t pw, int64_t off, double wt) {
-        acc[ph * PW + pw] += wt * static_cast<double>(plane[off]);
-      });
-      for (int64_t q = 0; q < PH * PW; ++q) o[q] = static_cast<T>(acc[q]);
-    }
-    return out;
-  };
-  return float_kind(xa, op, "input") == Float::f32 ? run(0.0f) : run(0.0);
-}
-
-py::array roi_align_backward_py(const py::handle& go, const py::handle& ro, const py::object& shp, double scale,
-                                int64_t sampling, bool aligned) {
-  const char* op = "roi_align_backward";
-  py::array ga = feature_arg(go, op, "grad_out");
-  auto s = shape_arg(shp, op);
-  const int64_t N = s[0], C = s[1], H = s[2], W = s[3];
-  auto run = [&](auto zero) -> py::array {
-    using T = decltype(zero);
-    auto g = contiguous<T>(ga);
-    auto r = rois_arg(ro, N, op);
-    const int64_t K = r.shape(0), PH = g.shape(2), PW = g.shape(3);
-    if (g.shape(0) != K || g.shape(1) != C)
-      throw py::value_error(std::string(op) + ": grad_out must be (" + std::to_string(K) + ", " + std::to_string(C) +
-                            ", PH, PW), got " + shape_str(g));
-    py::array_t<T, py::array::c_style> dx({N, C, H, W});
-    T* dp = dx.mutable_data();
-    const T* gp = g.data();
-    const double* rp = r.data();
-    py::gil_scoped_release release;
-    std::fill(dp, dp + N * C * H * W, T(0));
-    if (K * PH * PW == 0 || H * W == 0) return dx;
-    const int t = threads_for(C, 1);
-#pragma omp parallel for num_threads(t) if (t > 1) schedule(static)
-    for (int64_t c = 0; c < C; ++c) {
-      for (int64_t k = 0; k < K; ++k) {
-        const RoiGeom geo = roi_align_geom(rp + 5 * k, scale, PH, PW, sampling, aligned);
-        T* plane = dp + (geo.n * C + c) * H * W;
-        const T* gk = gp + (k * C + c) * PH * PW;
-        for_each_tap(geo, H, W, PH, PW, [&](int64_t ph, int64_t pw, int64_t off, double wt) {
-          plane[off] += static_cast<T>(wt * static_cast<double>(gk[ph * PW + pw]));
-        });
-      }
-    }
-    return dx;
-  };
-  return float_kind(ga, op, "grad_out") == Float::f32 ? run(0.0f) : run(0.0);
-}
-
-py::tuple roi_pool_forward_py(const py::handle& xo, const py::handle& ro, const py::object& osz, double scale) {
-  const char* op = "roi_pool";
-  py::array xa = feature_arg(xo, op, "input");
-  auto [PH, PW] = output_size_arg(osz, op);
-  auto run = [&](auto zero) -> py::tuple {
-    using T = decltype(zero);
-    auto x = contiguous<T>(xa);
-    const int64_t N = x.shape(0), C = x.shape(1), H = x.shape(2), W = x.shape(3);
-    auto r = rois_arg(ro, N, op);
-    const int64_t K = r.shape(0);
-    py::array_t<T, py::array::c_style> out({K, C, PH, PW});
-    py::array_t<int64_t, py::array::c_style> arg({K, C, PH, PW});
-    const T* xp = x.data();
-    const double* rp = r.data();
-    T* op_ = out.mutable_data();
-    int64_t* ap = arg.mutable_data();
-    {
-      py::gil_scoped_release release;
-      const int t = threads_for(K * C, 4);
-#pragma omp parallel for num_threads(t) if (t > 1) schedule(dynamic, 1)
-      for (int64_t kc = 0; kc < K * C; ++kc) {
-        const int64_t k = kc / C, c = kc % C;
-        const double* rk = rp + 5 * k;
-        T* o = op_ + kc * PH * PW;
-        int64_t* a = ap + kc * PH * PW;
-        std::fill(o, o + PH * PW, T(0));
-        std::fill(a, a + PH * PW, int64_t(-1));
-        if (!(std::isfinite(rk[1]) && std::isfinite(rk[2]) && std::isfinite(rk[3]) && std::isfinite(rk[4]))) continue;
-        const int64_t sw = round_half_away(rk[1] * scale), sh = round_half_away(rk[2] * scale);
-        const int64_t ew = round_half_away(rk[3] * scale), eh = round_half_away(rk[4] * scale);
-        const int64_t rw = std::max<int64_t>(ew - sw + 1, 1), rh = std::max<int64_t>(eh - sh + 1, 1);
-        const double bh = static_cast<double>(rh) / PH, bw = static_cast<double>(rw) / PW;
-        const T* plane = xp + (static_cast<int64_t>(rk[0]) * C + c) * H * W;
-        for (int64_t ph = 0; ph < PH; ++ph) {
-          const int64_t hs = std::min(std::max<int64_t>(static_cast<int64_t>(std::floor(ph * bh)) + sh, 0), H);
-          const int64_t he = std::min(std::max<int64_t>(static_cast<int64_t>(std::ceil((ph + 1) * bh)) + sh, 0), H);
-          for (int64_t pw = 0; pw < PW; ++pw) {
-            const int64_t ws = std::min(std::max<int64_t>(static_cast<int64_t>(std::floor(pw * bw)) + sw, 0), W);
-            const int64_t we = std::min(std::max<int64_t>(static_cast<int64_t>(std::ceil((pw + 1) * bw)) + sw, 0), W);
-            if (he <= hs || we <= ws) continue;
-            T best = plane[hs * W + ws];
-            int64_t idx = hs * W + ws;
-            for (int64_t h = hs; h < he; ++h)
-              for (int64_t w = ws; w < we; ++w)
-                if (plane[h * W + w] > best) best = plane[h * W + w], idx = h * W + w;
-            o[ph * PW + pw] = best, a[ph * PW + pw] = idx;
-          }
-        }
-      }
-    }
-    return py::make_tuple(out, arg);
-  };
-  return float_kind(xa, op, "input") == Float::f32 ? run(0.0f) : run(0.0);
-}
-
-py::array roi_pool_backward_py(const py::handle& go, const py::handle& ao, const py::handle& ro, const py::object& shp) {
-  const char* op = "roi_pool_backward";
-  py::array ga = feature_arg(go, op, "grad_out");
-  py::array aa = as_array(ao, op, "argmax");
-  auto s = shape_arg(shp, op);
-  const int64_t N = s[0], C = s[1], H = s[2], W = s[3];
-  if (aa.ndim() != 4 || !std::equal(aa.shape(), aa.shape() + 4, ga.shape()))
-    throw py::value_error(std::string(op) + ": argmax must have grad_out's shape " + shape_str(ga) + ", got " +
-                          shape_str(aa));
-  auto run = [&](auto zero) -> py::array {
-    using T = decltype(zero);
-    auto g = contiguous<T>(ga);
-    auto a = py::reinterpret_borrow<py::array_t<int64_t, py::array::c_style>>(
-        py::module_::import("numpy").attr("require")(aa, py::dtype::of<int64_t>(), "CA"));
-    auto r = rois_arg(ro, N, op);
-    const int64_t K = r.shape(0), PH = g.shape(2), PW = g.shape(3);
-    if (g.shape(0) != K || g.shape(1) != C)
-      throw py::value_error(std::string(op) + ": grad_out must be (" + std::to_string(K) + ", " + std::to_string(C) +
-                            ", PH, PW), got " + shape_str(g));
-    const int64_t* ap = a.data();
-    for (int64_t q = 0; q < K * C * PH * PW; ++q)
-      if (ap[q] < -1 || ap[q] >= H * W)
-        throw py::value_error(std::string(op) + ": argmax holds " + std::to_string(ap[q]) + ", outside [-1, " +
-                              std::to_string(H * W) + ")");
-    py::array_t<T, py::array::c_style> dx({N, C, H, W});
-    T* dp = dx.mutable_data();
-    const T* gp = g.data();
-    const double* rp = r.data();
-    py::gil_scoped_release release;
-    std::fill(dp, dp + N * C * H * W, T(0));
-    const int t = threads_for(C, 1);
-#pragma omp parallel for num_threads(t) if (t > 1) schedule(static)
-    for (int64_t c = 0; c < C; ++c)
-      for (int64_t k = 0; k < K; ++k) {
-        T* plane = dp + (static_cast<int64_t>(rp[5 * k]) * C + c) * H * W;
-        const int64_t base = (k * C + c) * PH * PW;
-        for (int64_t q = 0; q < PH * PW; ++q)
-          if (ap[base + q] >= 0) plane[ap[base + q]] += gp[base + q];
-      }
-    return dx;
-  };
-  return float_kind(ga, op, "grad_out") == Float::f32 ? run(0.0f) : run(0.0);
-}
-
 }  // namespace
+
+void bind_roi(py::module_& m);  // csrc/cpu/boxes_roi.cpp
 
 void bind_boxes(py::module_& m) {
   m.def("box_iou", [](py::handle a, py::handle b) { return box_iou_py(a, b, false); }, py::arg("boxes1"),
@@ -718,14 +434,7 @@ void bind_boxes(py::module_& m) {
   m.def("nms", &nms_py, py::arg("boxes"), py::arg("scores"), py::arg("iou_threshold"));
   m.def("batched_nms", &batched_nms_py, py::arg("boxes"), py::arg("scores"), py::arg("idxs"),
         py::arg("iou_threshold"));
-  m.def("roi_align_forward", &roi_align_forward_py, py::arg("input"), py::arg("rois"), py::arg("output_size"),
-        py::arg("spatial_scale") = 1.0, py::arg("sampling_ratio") = -1, py::arg("aligned") = false);
-  m.def("roi_align_backward", &roi_align_backward_py, py::arg("grad_out"), py::arg("rois"), py::arg("input_shape"),
-        py::arg("spatial_scale") = 1.0, py::arg("sampling_ratio") = -1, py::arg("aligned") = false);
-  m.def("roi_pool_forward", &roi_pool_forward_py, py::arg("input"), py::arg("rois"), py::arg("output_size"),
-        py::arg("spatial_scale") = 1.0);
-  m.def("roi_pool_backward", &roi_pool_backward_py, py::arg("grad_out"), py::arg("argmax"), py::arg("rois"),
-        py::arg("input_shape"));
+  bind_roi(m);
 }
 
 }  // namespace pydl

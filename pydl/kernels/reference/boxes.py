@@ -220,7 +220,8 @@ def _roi_align_samples(roi, H, W, PH, PW, spatial_scale, sampling_ratio, aligned
 def _check_batch_index(r, N, op):
     b = r[:, 0]
     if np.any(~np.isfinite(b)) or np.any(b != np.round(b)) or np.any((b < 0) | (b >= N)):
-        raise ValueError(f"{op}: rois[:, 0] must hold batch indices in [0, {N}), got {b[(b < 0) | (b >= N) | ~np.isfinite(b)][:3] if b.size else b}")
+        bad = b[~np.isfinite(b) | (b != np.round(b)) | (b < 0) | (b >= N)]
+        raise ValueError(f"{op}: rois[:, 0] must hold batch indices in [0, {N}), got {bad[:3]}")
 
 
 def roi_align_forward(input, rois, output_size, spatial_scale=1.0, sampling_ratio=-1, aligned=False):
