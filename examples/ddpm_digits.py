@@ -66,7 +66,8 @@ def nn_distance(samples):
 
 
 noise = np.clip(np.random.default_rng(1).standard_normal((64, 64)) * 0.5, -1, 1)
-print(f"nearest-training-image distance: DDPM {nn_distance(ddpm.numpy()):.2f}, DDIM-20 {nn_distance(ddim.numpy()):.2f}, "
+print(f"nearest-training-image distance: DDPM {nn_distance(ddpm.numpy()):.2f}, "
+      f"DDIM-20 {nn_distance(ddim.numpy()):.2f}, "
       f"noise {nn_distance(noise):.2f}, held-out real digits "
       f"{nn_distance(Digits(train=False).arrays()[0][:64] * 2 - 1):.2f}")
 to01 = lambda a: (np.clip(a, -1, 1) + 1) / 2  # noqa: E731

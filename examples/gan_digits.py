@@ -56,7 +56,8 @@ for epoch in range(epochs):
         with pydl.no_grad():
             progress.append(G(fixed_z[:10]).numpy())
         G.train()
-        print(f"epoch {epoch + 1:3d}  D loss {d_loss.item():.3f}  G loss {g_loss.item():.3f}  ({time.time() - t0:.0f} s)")
+        print(f"epoch {epoch + 1:3d}  D loss {d_loss.item():.3f}  G loss {g_loss.item():.3f}  "
+              f"({time.time() - t0:.0f} s)")
 
 G.eval()
 D.eval()

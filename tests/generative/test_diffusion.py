@@ -136,7 +136,7 @@ def test_ddim_single_step_matches_formula():
     assert t.tolist() == [0]
     out = ddim_sample(Const(), s, (1, 1, 2, 2), num_steps=1, x_T=xT).detach().numpy()
     a = s.alphas_cumprod[0]
-    np.testing.assert_allclose(out, (xT.detach().numpy() - math.sqrt(1 - a) * eps.detach().numpy()) / math.sqrt(a), rtol=1e-5)
+    np.testing.assert_allclose(out, (xT.numpy() - math.sqrt(1 - a) * eps.numpy()) / math.sqrt(a), rtol=1e-5)
     assert ddim_timesteps(1000, 4).tolist() == [999, 666, 333, 0]
     with pytest.raises(ValueError, match="num_steps"):
         ddim_sample(Const(), s, (1, 1, 2, 2), num_steps=0)
