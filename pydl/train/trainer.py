@@ -92,13 +92,17 @@ class Trainer:
     plot, val_label: save the learning curves at the end of ``fit``; the name of the "val_*"
         curves in the plot (e.g. "test" when the test split is only watched).
     config: a JSON-able dict stored in checkpoints and the log (how to rebuild the model).
+    aux_loss_weight: a model whose training output is a tuple (main scores, auxiliary scores
+        ...) -- GoogLeNet's -- trains on loss(main) + aux_loss_weight * sum(loss(aux)) (0.3,
+        as Szegedy et al.); metrics use the main output.
     callbacks: objects with any of ``on_epoch_start(trainer, epoch)``,
         ``on_batch_end(trainer, batch_index, logs)``, ``on_epoch_end(trainer, epoch, logs)``.
     """
 
     def __init__(self, model, optimizer, loss_fn=None, *, scheduler=None, scheduler_interval="epoch",
                  max_grad_norm=None, batch_transform=None, topk=(), out_dir=None, early_stopping=None,
-                 monitor="val_accuracy", progress=True, plot=True, config=None, callbacks=(), val_label="validation"):
+                 monitor="val_accuracy", progress=True, plot=True, config=None, callbacks=(), val_label="validation",
+                 aux_loss_weight=0.3):
         if scheduler_interval not in ("epoch", "batch"):
             raise ValueError(f"Trainer: scheduler_interval must be 'epoch' or 'batch', got {scheduler_interval!r}")
         self.model = model
@@ -117,6 +121,7 @@ class Trainer:
         self.progress = ProgressBar(progress) if isinstance(progress, bool) else progress
         self.plot = plot
         self.val_label = val_label
+        self.aux_loss_weight = float(aux_loss_weight)
         self.config = dict(config or {})
         self.callbacks = list(callbacks)
         self.epoch = 0                 # epochs completed
@@ -149,7 +154,13 @@ class Trainer:
             if self.batch_transform is not None:
                 x, y = self.batch_transform(x, y)
             out = self.model(x)
-            loss = self.loss_fn(out, y)
+            if isinstance(out, tuple):  # main output + auxiliary classifiers (GoogLeNet in training)
+                out, aux = out[0], [a for a in out[1:] if a is not None]
+                loss = self.loss_fn(out, y)
+                for a in aux:
+                    loss = loss + self.aux_loss_weight * self.loss_fn(a, y)
+            else:
+                loss = self.loss_fn(out, y)
             self.optimizer.zero_grad()
             loss.backward()
             if self.max_grad_norm is not None:
@@ -183,6 +194,7 @@ class Trainer:
                 for batch in loader:
                     x, y = _split_batch(batch)
                     out = self.model(x)
+                    out = out[0] if isinstance(out, tuple) else out
                     n = _num(y)
                     loss_m.update(self.loss_fn(out, y).item(), n)
                     count += n

@@ -97,6 +97,25 @@ def test_mixup_batch_transform_trains_on_soft_targets():
     assert history["val_accuracy"][-1] > 0.7
 
 
+def test_auxiliary_outputs_add_to_the_loss():
+    class TwoHeads(pydl.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = pydl.nn.Linear(2, 16)
+            self.main = pydl.nn.Linear(16, 3)
+            self.aux = pydl.nn.Linear(16, 3)
+
+        def forward(self, x):
+            h = self.body(x).relu()
+            return (self.main(h), self.aux(h)) if self.training else self.main(h)
+
+    pydl.manual_seed(0)
+    net = TwoHeads()
+    trainer = Trainer(net, pydl.optim.Adam(net.parameters(), lr=0.01), progress=False, aux_loss_weight=0.5)
+    trainer.fit(DataLoader(Spirals(), 32, shuffle=True), DataLoader(Spirals(train=False), 100), epochs=2)
+    assert net.aux.weight.grad is not None and trainer.history["val_accuracy"][-1] > 0.3
+
+
 def test_no_out_dir_writes_nothing(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     trainer, train, val = spirals_run()
