@@ -75,3 +75,12 @@ _TENSOR_API = [
 ]
 __all__ = _TENSOR_API + ["__version__", "cuda", "get_num_threads", "kernels", "load", "optim", "save",
                          "set_num_threads", "show_config", "utils"]
+
+
+def __getattr__(name):
+    """pydl.generative, pydl.ssl and pydl.viz load on first use (they are not needed to train)."""
+    if name in ("generative", "ssl", "viz"):
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'pydl' has no attribute {name!r}")
