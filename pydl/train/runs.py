@@ -23,7 +23,7 @@ from ..data.datasets import dataset_info, get_dataset
 from ..data.preprocessing import channel_stats
 from ..nn import functional as F
 from ..serialization import load
-from .trainer import CHECKPOINT, CURVES, LOG, Trainer
+from .trainer import BEST, CHECKPOINT, CURVES, LOG, Trainer
 
 __all__ = ["AUGMENTATIONS", "OPTIMIZERS", "SCHEDULERS", "build_optimizer", "build_scheduler", "build_transforms",
            "demo", "evaluate_checkpoint", "model_kwargs", "train_run"]
@@ -292,5 +292,5 @@ def demo(out="pydl-demo", epochs=None, seed=0, progress=True, workers=0):
 
 def describe_outputs(out):
     """The files a run writes into ``out``, as (label, path) pairs that exist."""
-    items = [("checkpoint", CHECKPOINT), ("run log", LOG), ("learning curves", CURVES)]
+    items = [("checkpoint", CHECKPOINT), ("best model", BEST), ("run log", LOG), ("learning curves", CURVES)]
     return [(label, os.path.join(out, name)) for label, name in items if os.path.exists(os.path.join(out, name))]
