@@ -12,6 +12,7 @@ from ._pool import (adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, fracti
                     max_pool2d_with_indices, max_unpool2d)
 from ._resample import (drop_path, dropout2d, interpolate, pixel_shuffle, pixel_unshuffle, stochastic_depth,
                         upsample, upsample_bilinear, upsample_nearest)
+from ._attention import scaled_dot_product_attention
 from ._loss import (binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy, huber_loss, kl_div,
                     l1_loss, mse_loss, multi_margin_loss, nll_loss, smooth_l1_loss, svm_loss)
 
@@ -23,3 +24,4 @@ __all__ += ["adaptive_avg_pool2d", "adaptive_max_pool2d", "avg_pool2d", "batch_n
             "drop_path", "dropout2d", "fractional_max_pool2d", "group_norm", "instance_norm", "interpolate",
             "layer_norm", "max_pool2d", "max_pool2d_with_indices", "max_unpool2d", "pad", "pixel_shuffle",
             "pixel_unshuffle", "stochastic_depth", "upsample", "upsample_bilinear", "upsample_nearest"]
+__all__ += ["scaled_dot_product_attention"]

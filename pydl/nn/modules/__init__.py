@@ -11,6 +11,10 @@ from .dropout import Dropout2d, StochasticDepth
 from .normalization import BatchNorm1d, BatchNorm2d, GroupNorm, InstanceNorm2d, LayerNorm
 from .pooling import (AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, FractionalMaxPool2d, MaxPool2d,
                       MaxUnpool2d)
+from .attention import LearnedPositionalEncoding, MultiheadAttention, PositionalEncoding
+from .rnn import GRU, GRUCell, LSTM, LSTMCell, RNN, RNNCell, RNNBase, RNNCellBase
+from .transformer import (Transformer, TransformerDecoder, TransformerDecoderLayer, TransformerEncoder,
+                          TransformerEncoderLayer)
 from .upsampling import PixelShuffle, PixelUnshuffle, Upsample, UpsamplingBilinear2d, UpsamplingNearest2d
 
 __all__ = ["BCELoss", "BCEWithLogitsLoss", "CELU", "CrossEntropyLoss", "Dropout", "ELU", "Embedding", "Flatten",
@@ -22,3 +26,6 @@ __all__ += ["AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "AvgPool2d", "BatchNorm1d"
             "ConvTranspose2d", "Dropout2d", "FractionalMaxPool2d", "GroupNorm", "InstanceNorm2d", "LayerNorm",
             "MaxPool2d", "MaxUnpool2d", "PixelShuffle", "PixelUnshuffle", "StochasticDepth", "Upsample",
             "UpsamplingBilinear2d", "UpsamplingNearest2d"]
+__all__ += ["GRU", "GRUCell", "LSTM", "LSTMCell", "LearnedPositionalEncoding", "MultiheadAttention",
+            "PositionalEncoding", "RNN", "RNNBase", "RNNCell", "RNNCellBase", "Transformer", "TransformerDecoder",
+            "TransformerDecoderLayer", "TransformerEncoder", "TransformerEncoderLayer"]
