@@ -237,7 +237,9 @@ py::tuple attention_backward_py(py::object g_obj, py::object q_obj, py::object k
 void bind_attention(py::module_& m) {
   m.def("attention_forward", &attention_forward_py, py::arg("q"), py::arg("k"), py::arg("v"),
         py::arg("attn_mask") = py::none(), py::arg("is_causal") = false, py::arg("scale") = py::none(),
-        R"doc(Fused scaled dot-product attention: (..., L, D), (..., S, D), (..., S, Dv) -> (out (..., L, Dv), lse (..., L)).
+        R"doc(Fused scaled dot-product attention: (..., L, D), (..., S, D), (..., S, Dv) -> (out, lse).
+
+out is (..., L, Dv), lse is (..., L).
 
 out = softmax(q k^T * scale + mask) v, computed in tiles with an online softmax (the (L, S)
 matrices are never formed); lse is the log-sum-exp of each row of the masked scores (-inf

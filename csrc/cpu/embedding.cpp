@@ -39,7 +39,8 @@ using Shape = std::vector<py::ssize_t>;
 py::array_t<int64_t, py::array::c_style> checked_indices(const py::object& obj, const char* op) {
   py::array idx = as_array(obj, op, "indices");
   const char kind = idx.dtype().kind();
-  if (kind != 'i' && kind != 'u') throw py::type_error(std::string(op) + ": indices must be integers, got " + dtype_str(idx));
+  if (kind != 'i' && kind != 'u')
+    throw py::type_error(std::string(op) + ": indices must be integers, got " + dtype_str(idx));
   return contiguous<int64_t>(idx);
 }
 
@@ -126,8 +127,8 @@ py::array embedding_forward_py(py::object weight, py::object indices, py::object
   py::array w = as_array(weight, op, "weight");
   const Float kind = float_kind(w, op, "weight");
   if (w.ndim() != 2)
-    throw py::value_error(std::string(op) + ": weight must have 2 dimensions (num_embeddings, embedding_dim), got shape " +
-                          shape_str(w));
+    throw py::value_error(std::string(op) +
+                          ": weight must have 2 dimensions (num_embeddings, embedding_dim), got shape " + shape_str(w));
   auto idx = checked_indices(indices, op);
   checked_padding(padding_idx, w.shape(0), op);
   check_range(idx, w.shape(0), op);

@@ -10,7 +10,9 @@
 // Legend: T steps, B batch, I input features, H hidden units, G = 4 (LSTM) or 3 (GRU).
 //
 // Algorithm. The input products of all steps do not depend on the recurrence: they are
-// one gemm, (T B, I) @ (I, G H), before the loop. The loop then runs, per step, the
+// one gemm, (T B, I) @ (I, G H), before the loop. (One gemm of [x, h] against stacked
+// [w_ih | w_hh] per step was measured slower even with the stacked weights cached: 2.9
+// ms against 2.1 ms for the two products at B64 I512 H512 on one thread, best of 60.) The loop then runs, per step, the
 // recurrent product h_{t-1} w_hh^T and the fused gate pass. It runs inside ONE parallel
 // region for the whole sequence: each thread owns a slice of hidden units [j0, j1) (a
 // multiple of 16) and computes the columns of every gate for its slice (G single-thread
@@ -289,7 +291,8 @@ py::object optional_arg(const py::object& obj, const py::array& like, std::initi
   bool ok = a.ndim() == static_cast<py::ssize_t>(want.size());
   int i = 0;
   for (int64_t w : want) ok = ok && a.shape(i++) == w;
-  if (!ok) throw py::value_error(std::string(op) + ": " + name + " must have shape " + dims(want) + ", got " + shape_str(a));
+  if (!ok)
+    throw py::value_error(std::string(op) + ": " + name + " must have shape " + dims(want) + ", got " + shape_str(a));
   return a;
 }
 
@@ -455,7 +458,8 @@ py::tuple layer_backward(const Cache& c, const py::object& grad_out, const py::o
   py::object gx = cell ? py::object(grad_x.reshape({B, I})) : py::object(grad_x);
   py::object gb_ih = c.has_b_ih ? py::object(db) : py::object(py::none());
   py::object gb_hh = py::none();
-  if (c.has_b_hh) gb_hh = lstm ? (c.has_b_ih ? py::object(py::array(db).attr("copy")()) : py::object(db)) : py::object(dbh);
+  if (c.has_b_hh && !lstm) gb_hh = dbh;
+  if (c.has_b_hh && lstm) gb_hh = c.has_b_ih ? db.attr("copy")() : py::object(db);  // both biases: the same gradient
   py::object gh0 = final_index ? py::object(dh1) : py::object(dh0);
   if (lstm) {
     py::object gc0 = final_index ? py::object(dc1) : py::object(dc0);
@@ -569,7 +573,8 @@ grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh).)doc");
         });
       },
       py::arg("grad_h"), py::arg("cache"),
-      R"doc(Backward of one GRU step: grad_h' (B, H) -> (grad_x, grad_h, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh).)doc");
+      R"doc(Backward of one GRU step: grad_h' (B, H) ->
+(grad_x, grad_h, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh).)doc");
 }
 
 }  // namespace pydl

@@ -281,3 +281,12 @@ def test_bad_input_is_reported(backend, rng):
             fwd([[1.0]], k, v)
         with pytest.raises(TypeError, match="query must be float32 or float64"):
             fwd(q.astype(np.int64), k, v)
+
+
+def test_reference_docstring_examples():
+    import doctest
+    import importlib
+
+    module = importlib.import_module("pydl.kernels.reference.attention")
+    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0, f"{result.failed} docstring example(s) failed"

@@ -107,3 +107,12 @@ def test_bad_input_is_reported(backend, rng):
         fwd(w, np.array([0]), 5)
     with pytest.raises(ValueError, match=r"grad_out must have shape indices.shape \+ \(embedding_dim,\)"):
         bwd(np.ones((3, 3), np.float32), np.array([0, 1]), 5)
+
+
+def test_reference_docstring_examples():
+    import doctest
+    import importlib
+
+    module = importlib.import_module("pydl.kernels.reference.embedding")
+    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0, f"{result.failed} docstring example(s) failed"

@@ -97,8 +97,10 @@ def test_layer_matches_reference(backend, kind, dtype, shape, rng):
 
 @pytest.mark.parametrize("backend", backends("lstm_forward"))
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
-@pytest.mark.parametrize("bias,initial,grads", [(False, True, (True, True, True)), (True, False, (True, False, False)),
-                                                (False, False, (False, True, True)), (True, True, (False, False, True))])
+@pytest.mark.parametrize("bias,initial,grads", [(False, True, (True, True, True)),
+                                                (True, False, (True, False, False)),
+                                                (False, False, (False, True, True)),
+                                                (True, True, (False, False, True))])
 def test_layer_optional_arguments(backend, kind, bias, initial, grads, rng):
     run_layer(backend, kind, np.float64, (4, 3, 5, 18), rng, bias=bias, initial=initial, grads=grads)
 
@@ -297,3 +299,12 @@ def test_bad_input_is_reported(backend, rng):
             lstm_b(None, None, None, ("gru",))
         with pytest.raises(TypeError, match="cache must be the cache returned"):
             kernels.get("lstm_cell_backward")(None, None, cache)
+
+
+def test_reference_docstring_examples():
+    import doctest
+    import importlib
+
+    module = importlib.import_module("pydl.kernels.reference.rnn")
+    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0, f"{result.failed} docstring example(s) failed"
