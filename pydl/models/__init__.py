@@ -28,7 +28,8 @@ __all__ = ["get_model", "list_models", "model_arguments", "register_model"]
 
 _REGISTRY = {}
 # zoo modules imported on first use of the registry (each registers its models)
-_ZOO_MODULES = ["mlp", "lenet", "alexnet", "vgg", "googlenet", "resnet", "densenet", "mobilenet", "mlp_mixer"]
+_ZOO_MODULES = ["mlp", "lenet", "alexnet", "vgg", "googlenet", "resnet", "densenet", "mobilenet", "mlp_mixer", "vit", "swin", "captioning",
+               "charlm"]
 
 
 def register_model(name=None):
