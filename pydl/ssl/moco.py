@@ -3,6 +3,14 @@
 The lecture: keep a running queue of keys (the negatives) from past batches; update the
 key encoder not by gradients but as a slow moving average of the query encoder,
 theta_k <- m theta_k + (1 - m) theta_q, which keeps the queued keys consistent.
+MoCo v2 is the same loop with an MLP projection head and SimCLR's stronger augmentations
+(:func:`pydl.ssl.simclr_augment`); the loss is :func:`pydl.ssl.moco_loss`.
+
+One training step::
+
+    q = head_q(enc_q(view1));  k = head_k(enc_k(view2))            # k: no gradient
+    loss = moco_loss(q, k, queue.tensor()); loss.backward(); opt.step()
+    momentum_update(key_model, query_model, m=0.999); queue.enqueue(k)
 """
 import numpy as np
 
