@@ -84,12 +84,11 @@ struct TapOffsets {
   int64_t small[256];
   std::vector<int64_t> big;
   int64_t* off;
+  explicit TapOffsets(int64_t KK) : off(KK <= 256 ? small : (big.resize(size_t(KK)), big.data())) {}
   template <typename T>
-  explicit TapOffsets(const PaddedPlane<T>& p) {
-    const ConvGeometry& g = p.g;
-    off = g.KH * g.KW <= 256 ? small : (big.resize(size_t(g.KH * g.KW)), big.data());
-    for (int64_t kh = 0; kh < g.KH; ++kh)
-      for (int64_t kw = 0; kw < g.KW; ++kw) off[kh * g.KW + kw] = p.tap_offset(kh, kw);
+  explicit TapOffsets(const PaddedPlane<T>& p) : TapOffsets(p.g.KH * p.g.KW) {
+    for (int64_t kh = 0; kh < p.g.KH; ++kh)
+      for (int64_t kw = 0; kw < p.g.KW; ++kw) off[kh * p.g.KW + kw] = p.tap_offset(kh, kw);
   }
 };
 
@@ -99,69 +98,100 @@ struct TapOffsets {
 template <int U>
 constexpr int kChains = U >= 4 ? 2 : 8 / U;
 
-// out (Kg, OH, OW): U vectors of one output row at a time, every tap accumulated in registers.
-// A chunk that runs past the end of its row is stored whole: the lanes past the row land at
-// the start of the next row, written later anyway (only the plane's very end is trimmed).
+// out (rows, cols) (+)= sum_t w[t] * plane[r * row_step + off[t] + c] (+ bias): U vectors of
+// one output row at a time, every tap accumulated in registers. A chunk that runs past the
+// end of its row is stored whole where that is allowed (not accumulating, before `end`):
+// the lanes past the row land at the start of the next row, written later anyway.
 template <typename T, int U>
-void depthwise_forward_rows(const ConvGeometry& g, const PaddedPlane<T>& xp, const T* w, const T* bias, T* out) {
+void correlate_rows(const T* plane, int64_t row_step, const int64_t* off, int64_t KK, const T* w, T bias,
+                    bool accumulate, T* out, int64_t rows, int64_t cols, const T* end) {
   using V = Vec<T>;
   using R = typename V::R;
   constexpr int64_t CW = U * V::W;
   constexpr int A = kChains<U>;
-  const int64_t KK = g.KH * g.KW;
-  const TapOffsets taps(xp);
-  T* const end = out + g.Kg() * g.OH * g.OW;
-  for (int64_t j = 0; j < g.Kg(); ++j) {
-    const T* wj = w + j * KK;
-    for (int64_t oh = 0; oh < g.OH; ++oh) {
-      T* o = out + (j * g.OH + oh) * g.OW;
-      const T* xrow = xp.row(oh);
-      for (int64_t ow = 0; ow < g.OW; ow += CW) {
-        R acc[A][U];
+  alignas(64) T tmp[CW];
+  for (int64_t r = 0; r < rows; ++r) {
+    T* o = out + r * cols;
+    const T* prow = plane + r * row_step;
+    for (int64_t c = 0; c < cols; c += CW) {
+      const bool whole = c + CW <= cols;
+      R acc[A][U];
 #pragma GCC unroll 8
-        for (int a = 0; a < A; ++a)
+      for (int a = 0; a < A; ++a)
 #pragma GCC unroll 4
-          for (int u = 0; u < U; ++u) acc[a][u] = V::zero();
-        int64_t t = 0;
-        for (; t + A <= KK; t += A)
+        for (int u = 0; u < U; ++u) acc[a][u] = V::zero();
+      int64_t t = 0;
+      for (; t + A <= KK; t += A)
 #pragma GCC unroll 8
-          for (int a = 0; a < A; ++a) {
-            const T* in = xrow + taps.off[t + a] + ow;
-            const R wv = V::set1(wj[t + a]);
+        for (int a = 0; a < A; ++a) {
+          const T* in = prow + off[t + a] + c;
+          const R wv = V::set1(w[t + a]);
 #pragma GCC unroll 4
-            for (int u = 0; u < U; ++u) acc[a][u] = V::fma(wv, V::load(in + u * V::W), acc[a][u]);
-          }
-        for (; t < KK; ++t) {
-          const T* in = xrow + taps.off[t] + ow;
-          const R wv = V::set1(wj[t]);
-#pragma GCC unroll 4
-          for (int u = 0; u < U; ++u) acc[0][u] = V::fma(wv, V::load(in + u * V::W), acc[0][u]);
+          for (int u = 0; u < U; ++u) acc[a][u] = V::fma(wv, V::load(in + u * V::W), acc[a][u]);
         }
-        const R b = V::set1(bias ? bias[j] : T(0));
+      for (; t < KK; ++t) {
+        const T* in = prow + off[t] + c;
+        const R wv = V::set1(w[t]);
 #pragma GCC unroll 4
-        for (int u = 0; u < U; ++u) {
+        for (int u = 0; u < U; ++u) acc[0][u] = V::fma(wv, V::load(in + u * V::W), acc[0][u]);
+      }
+      const T* prev = o + c;
+      if (accumulate && !whole) {
+        zero(tmp, CW);
+        copy(tmp, o + c, cols - c);
+        prev = tmp;
+      }
+      const R b = V::set1(bias);
+#pragma GCC unroll 4
+      for (int u = 0; u < U; ++u) {
 #pragma GCC unroll 8
-          for (int a = 1; a < A; ++a) acc[0][u] = V::add(acc[0][u], acc[a][u]);
-          acc[0][u] = V::add(acc[0][u], b);
-        }
-        if (o + ow + CW <= end) {
+        for (int a = 1; a < A; ++a) acc[0][u] = V::add(acc[0][u], acc[a][u]);
+        acc[0][u] = V::add(acc[0][u], accumulate ? V::load(prev + u * V::W) : b);
+      }
+      if (whole || (!accumulate && o + c + CW <= end)) {
 #pragma GCC unroll 4
-          for (int u = 0; u < U; ++u) V::store(o + ow + u * V::W, acc[0][u]);
-        } else {
-          alignas(64) T tmp[CW];
-          for (int u = 0; u < U; ++u) V::store(tmp + u * V::W, acc[0][u]);
-          copy(o + ow, tmp, std::min<int64_t>(CW, g.OW - ow));
-        }
+        for (int u = 0; u < U; ++u) V::store(o + c + u * V::W, acc[0][u]);
+      } else {
+        for (int u = 0; u < U; ++u) V::store(tmp + u * V::W, acc[0][u]);
+        copy(o + c, tmp, cols - c);
       }
     }
   }
 }
 
-// Vectors per chunk of an output row: enough to cover it, at most 4.
+// Vectors per chunk of a row `width` wide: enough to cover it, at most 4.
 template <typename T>
-int chunk_vectors(const ConvGeometry& g) {
-  const int64_t n = ceil_div(g.OW, Vec<T>::W);
-  return static_cast<int>(std::min<int64_t>(4, std::max<int64_t>(1, n)));
+int chunk_vectors(int64_t width) {
+  return static_cast<int>(std::min<int64_t>(4, std::max<int64_t>(1, ceil_div(width, Vec<T>::W))));
+}
+
+template <typename T, int U>
+void depthwise_forward_rows(const ConvGeometry& g, const PaddedPlane<T>& xp, const T* w, const T* bias, T* out) {
+  const int64_t KK = g.KH * g.KW;
+  const TapOffsets taps(xp);
+  const T* end = out + g.Kg() * g.OH * g.OW;
+  for (int64_t j = 0; j < g.Kg(); ++j)
+    correlate_rows<T, U>(xp.data, g.SH * xp.dims.Q, taps.off, KK, w + j * KK, bias ? bias[j] : T(0), false,
+                         out + j * g.OH * g.OW, g.OH, g.OW, end);
+}
+
+// Stride 1: grad_x[ih, iw] = sum_{j, kh, kw} w_j[kh, kw] grad_out_j[ih + PH - kh*DH, iw + PW - kw*DW],
+// each channel j zero-padded into `plane` (DepthwiseGradPlane), then correlated like the forward pass.
+template <typename T, int U>
+void depthwise_input_grad_gather(const ConvGeometry& g, const T* grad_out, const T* w, T* grad_x, T* plane) {
+  const DepthwiseGradPlane p(g, U * Vec<T>::W);
+  const int64_t KK = g.KH * g.KW;
+  TapOffsets taps(KK);
+  for (int64_t kh = 0; kh < g.KH; ++kh)
+    for (int64_t kw = 0; kw < g.KW; ++kw)
+      taps.off[kh * g.KW + kw] = (g.PH - kh * g.DH + p.TOP) * p.Qg + g.PW - kw * g.DW + p.LEFT;
+  zero(plane, p.size());
+  for (int64_t j = 0; j < g.Kg(); ++j) {
+    for (int64_t oh = 0; oh < g.OH && oh + p.TOP < p.Hg; ++oh)
+      copy(plane + (oh + p.TOP) * p.Qg + p.LEFT, grad_out + (j * g.OH + oh) * g.OW,
+           std::min(g.OW, p.Qg - p.LEFT));
+    correlate_rows<T, U>(plane, p.Qg, taps.off, KK, w + j * KK, T(0), j > 0, grad_x, g.H, g.W, grad_x + g.H * g.W);
+  }
 }
 
 // grad_x: every output pixel's gradient times each tap, added where the tap read (into a
@@ -217,7 +247,7 @@ void depthwise_backward_rows(const ConvGeometry& g, const T* grad_out, const Pad
 
 template <typename T>
 void depthwise_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* out, T* scratch) {
-  const int U = chunk_vectors<T>(g);
+  const int U = chunk_vectors<T>(g.OW);
   const PaddedPlane<T> xp(g, U * Vec<T>::W, scratch);
   xp.load(x);
   switch (U) {
@@ -231,22 +261,33 @@ void depthwise_forward(const ConvGeometry& g, const T* x, const T* w, const T* b
 template <typename T>
 void depthwise_backward(const ConvGeometry& g, const T* grad_out, const T* x, const T* w, T* grad_x, double* grad_w,
                         T* scratch) {
-  const int U = chunk_vectors<T>(g);
+  const int U = chunk_vectors<T>(g.OW);
   const DepthwisePlane dims(g, U * Vec<T>::W);
-  const PaddedPlane<T> xp(g, U * Vec<T>::W, scratch), gxp(g, U * Vec<T>::W, scratch + dims.size(g));
-  T* gop = scratch + 2 * dims.size(g);  // (OH, OWc), zero past OW
+  const int64_t plane = depthwise_plane_size(g, U * Vec<T>::W);
+  const PaddedPlane<T> xp(g, U * Vec<T>::W, scratch), gxp(g, U * Vec<T>::W, scratch + plane);
+  T* gop = scratch + 2 * plane;  // (OH, OWc), zero past OW
+  const bool gather = grad_x && g.SH == 1 && g.SW == 1;
+  if (gather) {
+    switch (chunk_vectors<T>(g.W)) {
+      case 1: depthwise_input_grad_gather<T, 1>(g, grad_out, w, grad_x, scratch + plane); break;
+      case 2: depthwise_input_grad_gather<T, 2>(g, grad_out, w, grad_x, scratch + plane); break;
+      case 3: depthwise_input_grad_gather<T, 3>(g, grad_out, w, grad_x, scratch + plane); break;
+      default: depthwise_input_grad_gather<T, 4>(g, grad_out, w, grad_x, scratch + plane); break;
+    }
+    if (!grad_w) return;
+  }
   for (int64_t oh = 0; oh < g.OH; ++oh) zero(gop + oh * dims.OWc + g.OW, dims.OWc - g.OW);
   if (grad_w) xp.load(x);
-  if (grad_x) gxp.clear();
   const PaddedPlane<T>* xpp = grad_w ? &xp : nullptr;
-  const PaddedPlane<T>* gxpp = grad_x ? &gxp : nullptr;
+  const PaddedPlane<T>* gxpp = grad_x && !gather ? &gxp : nullptr;
+  if (gxpp) gxp.clear();
   switch (U) {
     case 1: depthwise_backward_rows<T, 1>(g, grad_out, xpp, w, gxpp, grad_w, gop, dims.OWc); break;
     case 2: depthwise_backward_rows<T, 2>(g, grad_out, xpp, w, gxpp, grad_w, gop, dims.OWc); break;
     case 3: depthwise_backward_rows<T, 3>(g, grad_out, xpp, w, gxpp, grad_w, gop, dims.OWc); break;
     default: depthwise_backward_rows<T, 4>(g, grad_out, xpp, w, gxpp, grad_w, gop, dims.OWc); break;
   }
-  if (grad_x) {  // image pixels no tap reads (cut off by the stride) get no gradient
+  if (gxpp) {  // image pixels no tap reads (cut off by the stride) get no gradient
     zero(grad_x, g.H * g.W);
     gxp.store(grad_x);
   }

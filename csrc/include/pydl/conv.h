@@ -10,6 +10,7 @@
 // A transposed convolution is described by the geometry of the conv2d it transposes:
 // its input plays the conv's output (OH x OW = its H x W), its output the conv's input.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 
 #include "pydl/isa.h"
@@ -58,10 +59,23 @@ struct DepthwisePlane {
         Q(OWc + (g.KW - 1) * g.DW / g.SW + 1) {}
   int64_t size(const ConvGeometry& g) const { return g.SW * Hp * Q; }
 };
+// A stride-1 input gradient gathers instead: grad_x is the correlation of grad_out, padded
+// by TOP / LEFT (rows a = oh + TOP, columns b = ow + LEFT), with the kernel turned around.
+struct DepthwiseGradPlane {
+  int64_t TOP, LEFT, Hg, Qg;
+  explicit DepthwiseGradPlane(const ConvGeometry& g, int64_t chunk = kDepthwiseChunk)
+      : TOP(std::max<int64_t>(0, (g.KH - 1) * g.DH - g.PH)),
+        LEFT(std::max<int64_t>(0, (g.KW - 1) * g.DW - g.PW)),
+        Hg(g.H + g.PH + TOP),
+        Qg((g.W + chunk - 1) / chunk * chunk + g.PW + LEFT) {}
+  int64_t size() const { return Hg * Qg; }
+};
 // (the loops use chunks of at most kDepthwiseChunk, so this bounds their needs)
+inline int64_t depthwise_plane_size(const ConvGeometry& g, int64_t chunk = kDepthwiseChunk) {
+  return std::max(DepthwisePlane(g, chunk).size(g), DepthwiseGradPlane(g, chunk).size());
+}
 inline int64_t depthwise_scratch_size(const ConvGeometry& g) {
-  const DepthwisePlane p(g);
-  return 2 * p.size(g) + g.OH * p.OWc;
+  return 2 * depthwise_plane_size(g) + g.OH * DepthwisePlane(g).OWc;
 }
 
 // The loops that touch every element, compiled once per ISA. Rows [oh0, oh1) of the
