@@ -8,13 +8,14 @@
 // Algorithm: the plane is first copied into a zero-padded buffer, split into SW column
 // phases (conv.h), so that every tap of every output row reads one contiguous,
 // branch-free run; the forward pass then accumulates all KH * KW taps of U vectors of an
-// output row in registers (in interleaved partial sums, so enough FMAs are in flight), the
-// input gradient adds each output pixel's gradient times each tap into a padded gradient
-// plane, and the weight gradient is per tap a dot product of grad_out with the shifted
-// input rows. A gemm would be Kg x pixels x KH*KW here: far too thin to run near peak.
+// output row in registers (in interleaved partial sums, so enough FMAs are in flight); the
+// stride-1 input gradient is the same correlation run on the zero-padded grad_out with the
+// kernel turned around, a strided one adds each output pixel's gradient times each tap into
+// a padded gradient plane; the weight gradient is per tap a dot product of grad_out with
+// the shifted input rows. A gemm would be Kg x pixels x KH*KW here: far too thin.
 //
 // Workspace: depthwise_scratch_size(g) elements per thread (two padded planes and one
-// padded grad_out plane), from the driver.
+// padded grad_out plane, conv.h), from the driver.
 //
 // Checked by tests/kernels/test_conv.py against the float64 reference on every ISA path.
 #include <algorithm>
