@@ -15,8 +15,8 @@ CLASSES = ("rectangle", "disc")  # label 0, 1; segmentation masks use 0 for back
 def make_shapes(n, size=64, max_shapes=3, min_side=10, max_side=28, noise=0.25, seed=None, rng=None):
     """``n`` images (n, 3, size, size) float32 in about [0, 1], a list of n target dicts
     ({"boxes": (G, 4) xyxy float32, "labels": (G,) int64}) and masks (n, size, size) int64
-    (0 background, 1 rectangle, 2 disc; later shapes paint over earlier ones, and a box is
-    the extent of its shape as drawn, occlusion ignored)."""
+    (0 background, 1 rectangle, 2 disc). Shapes never overlap (nor touch): every box is
+    the full extent of its shape; a shape that finds no free room in 20 tries is left out."""
     rng = rng if rng is not None else np.random.default_rng(seed)
     images = (0.5 + noise * rng.standard_normal((n, 3, size, size))).astype(np.float32)
     masks = np.zeros((n, size, size), np.int64)
@@ -24,21 +24,29 @@ def make_shapes(n, size=64, max_shapes=3, min_side=10, max_side=28, noise=0.25, 
     targets = []
     for i in range(n):
         boxes, labels = [], []
+        taken = np.zeros((size, size), bool)  # shapes do not overlap: each one is fully visible
         for _ in range(rng.integers(1, max_shapes + 1)):
             label = int(rng.integers(0, 2))
             colour = rng.uniform(0, 1, 3)
             colour[rng.integers(0, 3)] = rng.choice([0.0, 1.0])  # saturated: stands out of the noise
-            if label == 0:
-                w, h = rng.integers(min_side, max_side + 1, 2)
-                x0, y0 = rng.integers(0, size - w + 1), rng.integers(0, size - h + 1)
-                inside = (xx >= x0) & (xx < x0 + w) & (yy >= y0) & (yy < y0 + h)
-                box = [x0, y0, x0 + w, y0 + h]
+            for _attempt in range(20):
+                if label == 0:
+                    w, h = rng.integers(min_side, max_side + 1, 2)
+                    x0, y0 = rng.integers(0, size - w + 1), rng.integers(0, size - h + 1)
+                    inside = (xx >= x0) & (xx < x0 + w) & (yy >= y0) & (yy < y0 + h)
+                    box = [x0, y0, x0 + w, y0 + h]
+                else:
+                    r = rng.integers(min_side, max_side + 1) / 2
+                    cx, cy = rng.uniform(r, size - r, 2)
+                    inside = (xx + 0.5 - cx) ** 2 + (yy + 0.5 - cy) ** 2 <= r * r
+                    ys, xs = np.nonzero(inside)
+                    box = [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
+                x0, y0, x1, y1 = (int(v) for v in box)
+                if not taken[max(y0 - 1, 0):y1 + 1, max(x0 - 1, 0):x1 + 1].any():
+                    break
             else:
-                r = rng.integers(min_side, max_side + 1) / 2
-                cx, cy = rng.uniform(r, size - r, 2)
-                inside = (xx + 0.5 - cx) ** 2 + (yy + 0.5 - cy) ** 2 <= r * r
-                ys, xs = np.nonzero(inside)
-                box = [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
+                continue  # no free room left for this shape
+            taken[y0:y1, x0:x1] = True
             images[i][:, inside] = colour[:, None]
             masks[i][inside] = 1 + label
             boxes.append(box)
