@@ -22,8 +22,8 @@ def case(shape):
         run["reference"] = lambda: ref(a, b)
     tv = torchvision()
     if tv is not None:
-        torch, tvops = tv
-        ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+        tmod, tvops = tv
+        ta, tb = tmod.from_numpy(a), tmod.from_numpy(b)
         run["torchvision"] = lambda: tvops.box_iou(ta, tb)
     else:
         t = torch()
