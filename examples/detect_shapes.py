@@ -4,9 +4,12 @@ find coloured rectangles and discs on noise, generated on the fly, and report mA
     python examples/detect_shapes.py            # ~ a few minutes on a laptop CPU
     python examples/detect_shapes.py --steps 50 # a quick look
 
-Each step draws a fresh batch of 48 x 48 images (1 to 3 shapes each, sides 8 to 24 px);
-the score is on 64 held-out images: VOC mAP@0.5 and COCO mAP@[.5:.95].
-Stated figure (default settings, seed 0; 2-core CPU, ~4 minutes): mAP@0.5 above 0.8.
+Each step draws a fresh batch of 16 images of 48 x 48 (1 to 3 non-overlapping shapes, sides
+8 to 24 px); the score is on 64 held-out images: VOC mAP@0.5 and COCO mAP@[.5:.95].
+
+Stated figure (default settings, seed 0): mAP@0.5 above 0.95. Measured: 0.995 (COCO
+mAP@[.5:.95] 0.839) after 800 steps in 174 s on a busy 2-core CPU; the run prints
+step  200 mAP@0.5 0.570, step 400 0.679, step 600 0.981, step 800 0.995.
 """
 import argparse
 import math
@@ -22,13 +25,13 @@ from pydl.vision.shapes import CLASSES, make_shapes
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--steps", type=int, default=400)
+    p.add_argument("--steps", type=int, default=800)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--size", type=int, default=48)
-    p.add_argument("--width", type=int, default=12)
+    p.add_argument("--width", type=int, default=16)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--eval-every", type=int, default=100)
+    p.add_argument("--eval-every", type=int, default=200)
     args = p.parse_args(argv)
 
     pydl.manual_seed(args.seed)
