@@ -404,6 +404,13 @@ def test_conv_transpose2d_bad_input(backend, make, message):
         kernels.get("conv_transpose2d_forward", backend)(x, w, **kw)
 
 
+@pytest.mark.parametrize("backend", ["reference"] + backends("conv_transpose2d_forward"))
+def test_conv_transpose2d_takes_no_padding_strings(backend):
+    with pytest.raises(TypeError, match=r"^conv_transpose2d: padding must be an int or a pair of ints, got 'same'"):
+        kernels.get("conv_transpose2d_forward", backend)(np.ones((1, 1, 3, 3), f32), np.ones((1, 1, 3, 3), f32),
+                                                         padding="same")
+
+
 # ---------------------------------------------------------------------------------------
 # Threads and memory
 # ---------------------------------------------------------------------------------------

@@ -120,8 +120,6 @@ def _transpose_geometry(op, x_shape, w_shape, stride, padding, output_padding, g
     N, C, H, W = x_shape
     Cin, Kg, KH, KW = w_shape
     stride, dilation = _pair(stride, op, "stride"), _pair(dilation, op, "dilation")
-    if isinstance(padding, str):
-        raise ValueError(f"{op}: padding must be an int or a pair of ints, got {padding!r}")
     padding, output_padding = _pair(padding, op, "padding"), _pair(output_padding, op, "output_padding")
     if min(stride) < 1:
         raise ValueError(f"{op}: stride must be positive, got {stride}")
