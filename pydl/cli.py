@@ -1,6 +1,6 @@
 """The ``pydl`` command.
 
-    pydl demo [--out DIR] [--epochs N]
+    pydl demo [--out DIR] [--epochs N] [--task digits|charlm]
     pydl train MODEL --data DATASET [--epochs N --batch-size N --lr LR --optimizer NAME
                                      --scheduler NAME --augment LIST --out DIR ...]
     pydl eval CHECKPOINT [--tta]
@@ -295,9 +295,27 @@ def _check_summary(parser, args):
     _check_data(parser, args.data, root="")
 
 
+def _demo_charlm(args):
+    from .models.charlm import demo
+
+    steps = 100 * args.epochs if args.epochs else 300
+    print(f"pydl demo: character-level LSTM on the bundled sonnets ({steps} steps of truncated BPTT, "
+          "windows of 64 characters, gradient norm clipped to 1)")
+    r = demo(out=args.out, steps=steps, seed=args.seed, progress=not args.quiet)
+    print(f"final loss {sum(r['losses'][-20:]) / len(r['losses'][-20:]):.3f} nats/char "
+          f"({r['chars_per_second']:,.0f} characters/s)")
+    print(f"greedy:\nShall I {r['greedy']}\n\ntemperature {r['temperature']}:\nWhen {r['sampled']}")
+    if r.get("checkpoint"):
+        print(f"checkpoint: {r['checkpoint']}")
+    print(f"samples written to {os.path.join(args.out, 'samples.txt')}")
+    return 0
+
+
 def _demo(args):
     from .train.runs import demo
 
+    if getattr(args, "task", "digits") == "charlm":
+        return _demo_charlm(args)
     result = demo(out=args.out, epochs=args.epochs, seed=args.seed, progress=not args.quiet)
     cfg = result["config"]
     print(f"pydl demo: {cfg['model']} on Digits-28 ({cfg['augment']} augmentation, {cfg['optimizer']}, "
@@ -318,6 +336,10 @@ def add_demo(subparsers):
     p.add_argument("--epochs", type=_positive_int, metavar="N", help="epochs (default: the demo's own number)")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+    p.add_argument("--task", choices=["digits", "charlm"], default="digits",
+                   help="digits: LeNet-5 on handwritten digits; charlm: a character-level LSTM language model on "
+                        "the bundled sonnets (truncated BPTT, gradient clipping, greedy and temperature samples; "
+                        "--epochs N runs 100 N steps)")
     p.set_defaults(func=_demo)
 
 

@@ -136,3 +136,13 @@ def test_summary_counts_transformer_block(ff, expected):
     norms = 2 * 2 * D
     assert rows["self_attn"] + rows["self_attn.out_proj"] - 4 * D == 4 * D * D  # in_proj 3D^2 + 3D, out_proj D^2 + D
     assert s.total_params - biases - norms == expected * D * D
+
+
+def test_cli_demo_charlm(tmp_path, capsys):
+    from pydl.cli import main
+
+    out = tmp_path / "charlm"
+    assert main(["demo", "--task", "charlm", "--epochs", "1", "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "character-level LSTM" in printed and "greedy:" in printed and "temperature 0.8:" in printed
+    assert (out / "samples.txt").read_text().startswith("greedy:\nShall I ")
