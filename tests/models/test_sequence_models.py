@@ -146,3 +146,15 @@ def test_cli_demo_charlm(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "character-level LSTM" in printed and "greedy:" in printed and "temperature 0.8:" in printed
     assert (out / "samples.txt").read_text().startswith("greedy:\nShall I ")
+
+
+@pytest.mark.parametrize("name", ["pydl.nn.modules.rnn", "pydl.nn.modules.attention", "pydl.nn.modules.transformer",
+                                  "pydl.nn.functional._attention", "pydl.nn.utils.rnn", "pydl.models.vit",
+                                  "pydl.models.swin", "pydl.models.captioning", "pydl.models.charlm"])
+def test_docstring_examples(name):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(name), extraglobs={"pydl": pydl, "np": np},
+                             optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS, verbose=False)
+    assert result.failed == 0

@@ -175,7 +175,7 @@ def sinusoidal_encoding(length, dim, base=10000.0, dtype=np.float32):
     """The Transformer paper's table (length, dim): PE[p, 2i] = sin(p / base^(2i/dim)),
     PE[p, 2i+1] = cos(p / base^(2i/dim)).
 
-    >>> sinusoidal_encoding(2, 4).round(4).tolist()
+    >>> sinusoidal_encoding(2, 4, dtype=np.float64).round(4).tolist()
     [[0.0, 1.0, 0.0, 1.0], [0.8415, 0.5403, 0.01, 1.0]]
     """
     pos = np.arange(length, dtype=np.float64)[:, None]

@@ -178,9 +178,9 @@ class Transformer(Module):
     (``batch_first``) -> (N, T, E).
 
     >>> Transformer.generate_square_subsequent_mask(3)
-    tensor([[0., -inf, -inf],
-            [0., 0., -inf],
-            [0., 0., 0.]])
+    tensor([[  0., -inf, -inf],
+            [  0.,   0., -inf],
+            [  0.,   0.,   0.]])
     """
 
     def __init__(self, d_model=512, nhead=8, num_encoder_layers=6, num_decoder_layers=6, dim_feedforward=2048,
