@@ -229,3 +229,22 @@ def test_torch_parity():
     ref = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True).numpy()
     out = F.scaled_dot_product_attention(*(pydl.tensor(t.numpy()) for t in (q, k, v)), is_causal=True)
     np.testing.assert_allclose(out.detach().numpy(), ref, atol=1e-5)
+
+
+def test_causal_hint_and_detection():
+    """is_causal with the causal mask (or the mask alone, detected by the stacks) gives the same
+    result as the mask: the fused kernel then runs causally."""
+    from pydl.nn.modules.transformer import _detect_is_causal
+
+    mask = nn.Transformer.generate_square_subsequent_mask(5)
+    assert _detect_is_causal(mask, None) and not _detect_is_causal(pydl.zeros(5, 5), None)
+    assert _detect_is_causal(np.triu(np.ones((3, 3), bool), 1), None) and not _detect_is_causal(None, None)
+    enc = nn.TransformerEncoder(nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True), 2)
+    x = pydl.randn(2, 5, 8)
+    kpm = np.array([[False] * 5, [False] * 4 + [True]])
+    a = enc(x, mask=mask, is_causal=False, src_key_padding_mask=kpm).detach().numpy()
+    b = enc(x, mask=mask, src_key_padding_mask=kpm).detach().numpy()
+    c = enc(x, mask=mask).detach().numpy()
+    d = enc(x, mask=mask, is_causal=False).detach().numpy()
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    np.testing.assert_allclose(c, d, atol=1e-5)

@@ -125,7 +125,8 @@ class MultiheadAttention(Module):
         v = v.reshape(S, N, H, Dh).permute(1, 2, 0, 3)
         dt = q.dtype
         mask = None  # additive, broadcastable to (N, H, L, S)
-        if attn_mask is not None:
+        causal = bool(is_causal)  # like PyTorch, is_causal is a hint that attn_mask is the causal mask
+        if attn_mask is not None and not causal:
             m = _additive(attn_mask, dt, invert_bool=True)
             if m.ndim == 3:
                 if m.shape[0] != N * H:
@@ -135,14 +136,16 @@ class MultiheadAttention(Module):
             elif m.ndim != 2:
                 raise ValueError(f"MultiheadAttention: attn_mask must be 2-D or 3-D, got {m.ndim}-D")
             mask = m
-        elif is_causal:
-            mask = np.where(np.triu(np.ones((L, S), dtype=bool), 1), -np.inf, 0.0).astype(dt)
         if key_padding_mask is not None:
             kp = _additive(key_padding_mask, dt, invert_bool=True)
             if kp.shape != (N, S):
                 raise ValueError(f"MultiheadAttention: key_padding_mask must have shape ({N}, {S}), got {kp.shape}")
             kp = kp[:, None, None, :]
             mask = kp if mask is None else mask + kp
+        if causal and (need_weights or mask is not None):  # the kernel's causal flag cannot combine with a mask
+            causal_mask = np.where(np.triu(np.ones((L, S), dtype=bool), 1), -np.inf, 0.0).astype(dt)
+            mask = causal_mask if mask is None else mask + causal_mask
+            causal = False
         dropout_p = self.dropout if self.training else 0.0
         weights = None
         if need_weights:
@@ -156,7 +159,8 @@ class MultiheadAttention(Module):
             out = attn @ v
         else:
             sdpa_mask = None if mask is None else _make(np.ascontiguousarray(mask))
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=sdpa_mask, dropout_p=dropout_p)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=sdpa_mask, dropout_p=dropout_p,
+                                                 is_causal=causal)
         out = out.permute(2, 0, 1, 3).reshape(L, N, E)
         out = self.out_proj(out)
         if not batched:

@@ -13,7 +13,7 @@ import copy
 
 import numpy as np
 
-from ...tensor import _make
+from ...tensor import Tensor, _make
 from .. import functional as F
 from .attention import MultiheadAttention
 from .container import ModuleList
@@ -61,7 +61,7 @@ class TransformerEncoderLayer(Module):
 
     def _sa_block(self, x, attn_mask, key_padding_mask, is_causal):
         x = self.self_attn(x, x, x, attn_mask=attn_mask, key_padding_mask=key_padding_mask, need_weights=False,
-                           is_causal=is_causal and attn_mask is None)[0]
+                           is_causal=is_causal)[0]
         return self.dropout1(x)
 
     def _ff_block(self, x):
@@ -108,12 +108,12 @@ class TransformerDecoderLayer(Module):
 
     def _sa_block(self, x, attn_mask, key_padding_mask, is_causal):
         x = self.self_attn(x, x, x, attn_mask=attn_mask, key_padding_mask=key_padding_mask, need_weights=False,
-                           is_causal=is_causal and attn_mask is None)[0]
+                           is_causal=is_causal)[0]
         return self.dropout1(x)
 
     def _mha_block(self, x, mem, attn_mask, key_padding_mask, is_causal):
         x = self.multihead_attn(x, mem, mem, attn_mask=attn_mask, key_padding_mask=key_padding_mask,
-                                need_weights=False, is_causal=is_causal and attn_mask is None)[0]
+                                need_weights=False, is_causal=is_causal)[0]
         return self.dropout2(x)
 
     def _ff_block(self, x):
@@ -133,6 +133,22 @@ class TransformerDecoderLayer(Module):
         return x
 
 
+def _detect_is_causal(mask, is_causal):
+    """PyTorch's rule: is_causal=None means "find out": True when mask is exactly the square
+    subsequent mask (then the fused kernel runs causally and skips the masked tiles)."""
+    if is_causal is not None:
+        return bool(is_causal)
+    if mask is None:
+        return False
+    m = mask.data if isinstance(mask, Tensor) else np.asarray(mask)
+    if m.ndim != 2 or m.shape[0] != m.shape[1]:
+        return False
+    upper = np.triu(np.ones(m.shape, dtype=bool), 1)
+    if m.dtype == np.bool_:
+        return bool(np.array_equal(m, upper))
+    return bool(np.all(np.isneginf(m[upper])) and np.all(m[~upper] == 0))
+
+
 def _clones(module, n):
     return ModuleList([copy.deepcopy(module) for _ in range(n)])
 
@@ -149,7 +165,8 @@ class TransformerEncoder(Module):
     def forward(self, src, mask=None, src_key_padding_mask=None, is_causal=None):
         x = src
         for layer in self.layers:
-            x = layer(x, src_mask=mask, src_key_padding_mask=src_key_padding_mask, is_causal=bool(is_causal))
+            x = layer(x, src_mask=mask, src_key_padding_mask=src_key_padding_mask,
+                      is_causal=_detect_is_causal(mask, is_causal))
         return self.norm(x) if self.norm is not None else x
 
 
@@ -167,7 +184,8 @@ class TransformerDecoder(Module):
         x = tgt
         for layer in self.layers:
             x = layer(x, memory, tgt_mask=tgt_mask, memory_mask=memory_mask, tgt_key_padding_mask=tgt_key_padding_mask,
-                      memory_key_padding_mask=memory_key_padding_mask, tgt_is_causal=bool(tgt_is_causal),
+                      memory_key_padding_mask=memory_key_padding_mask,
+                      tgt_is_causal=_detect_is_causal(tgt_mask, tgt_is_causal),
                       memory_is_causal=memory_is_causal)
         return self.norm(x) if self.norm is not None else x
 
