@@ -22,6 +22,7 @@ FAMILIES = {
     "nms": "pydl.bench.families.nms",
     "attention": "pydl.bench.families.attention",
     "lstm": "pydl.bench.families.lstm",
+    "e2e": "pydl.bench.families.e2e",
 }
 
 
