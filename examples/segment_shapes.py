@@ -5,7 +5,10 @@ per-pixel cross-entropy, and report the mean IoU on held-out images.
     python examples/segment_shapes.py             # ~ a few minutes on a laptop CPU
     python examples/segment_shapes.py --steps 50  # a quick look
 
-Stated figure (default settings, seed 0; 2-core CPU): mean IoU above 0.8.
+Images: 48 x 48, 1 to 3 non-overlapping shapes with sides 8 to 24 px, batches of 16.
+Stated figure (default settings, seed 0): mean IoU above 0.9. Measured: 0.961 after 600
+steps in 41 s on a busy 2-core CPU (step 150: 0.488, 300: 0.562, 450: 0.937, 600: 0.961;
+telling a disc's inside from a rectangle's is what takes the first few hundred steps).
 """
 import argparse
 import time
@@ -20,13 +23,13 @@ from pydl.vision.shapes import make_shapes
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--steps", type=int, default=600)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--size", type=int, default=48)
     p.add_argument("--width", type=int, default=12)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--eval-every", type=int, default=100)
+    p.add_argument("--eval-every", type=int, default=150)
     args = p.parse_args(argv)
 
     pydl.manual_seed(args.seed)
