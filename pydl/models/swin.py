@@ -158,5 +158,11 @@ class SwinTiny(nn.Module):
 
 @register_model("swin_tiny")
 def swin_tiny(num_classes=10, in_channels=3, image_size=32):
-    """A small Swin-style classifier for 32 x 32 images (2 x 2 patches, windows of 4, two stages)."""
-    return SwinTiny(in_channels, num_classes, image_size)
+    """A small Swin-style classifier (2 x 2 patches, two stages): windows of 4 for 32 x 32
+    images, of 7 for 28 x 28 (the largest of 7, 4, 2 that tiles both stages' grids)."""
+    grid = image_size // 2
+    fits = [m for m in (7, 4, 2) if grid % m == 0 and (grid // 2) % m == 0]
+    if image_size % 4 or not fits:
+        raise ValueError(f"swin_tiny: image_size {image_size} gives a {grid} x {grid} grid that no window of 7, 4 "
+                         "or 2 tiles at both stages")
+    return SwinTiny(in_channels, num_classes, image_size, window_size=fits[0])

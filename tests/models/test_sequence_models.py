@@ -158,3 +158,11 @@ def test_docstring_examples(name):
     result = doctest.testmod(importlib.import_module(name), extraglobs={"pydl": pydl, "np": np},
                              optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS, verbose=False)
     assert result.failed == 0
+
+
+@pytest.mark.parametrize("name", ["vit_tiny", "swin_tiny"])
+@pytest.mark.parametrize("size,channels", [(28, 1), (32, 3)])
+def test_zoo_builders(name, size, channels):
+    m = models.get_model(name, num_classes=10, in_channels=channels, image_size=size)
+    assert m(pydl.randn(1, channels, size, size)).shape == (1, 10)
+    assert summary(m, (channels, size, size), verbose=False).total_params > 100_000
