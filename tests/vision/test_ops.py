@@ -8,7 +8,7 @@ import pydl
 from pydl import kernels
 from pydl.kernels import reference as ref
 from pydl.vision import ops
-from tests.parity import FLOAT_DTYPES, assert_close, backends, isa_paths
+from parity import FLOAT_DTYPES, assert_close, backends, isa_paths
 
 
 def grid_boxes(rng, n, dtype=np.float32, size=200, span=(2, 60)):

@@ -10,7 +10,7 @@ from pydl import kernels
 from pydl.autograd import gradcheck
 from pydl.kernels import reference as ref
 from pydl.vision import ops
-from tests.parity import FLOAT_DTYPES, assert_close, backends
+from parity import FLOAT_DTYPES, assert_close, backends
 
 
 def make_rois(rng, K, N, H, W, scale=1.0):
