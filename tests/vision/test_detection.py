@@ -84,3 +84,16 @@ def test_fcos_trains_briefly():
     assert before < 0.05
     assert after > 0.2, after  # chance (random boxes) is ~0
     assert all(d["boxes"].shape[1] == 4 and len(d["boxes"]) <= 100 for d in dets)
+
+
+def test_example_runs(capsys):
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[2] / "examples" / "detect_shapes.py"
+    spec = importlib.util.spec_from_file_location("detect_shapes_example", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    voc = mod.main(["--steps", "2", "--width", "4", "--eval-every", "1"])
+    assert 0.0 <= voc <= 1.0
+    assert "final: mAP@0.5" in capsys.readouterr().out

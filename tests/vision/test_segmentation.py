@@ -48,3 +48,16 @@ def test_fcn_trains_briefly():
     # (it reaches ~0.55-0.65 here; telling discs from rectangles takes longer training)
     miou = mean_iou(pred, vy, 3)
     assert miou > 0.45, miou
+
+
+def test_example_runs(capsys):
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[2] / "examples" / "segment_shapes.py"
+    spec = importlib.util.spec_from_file_location("segment_shapes_example", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    miou = mod.main(["--steps", "2", "--width", "4", "--eval-every", "1"])
+    assert 0.0 <= miou <= 1.0
+    assert "final: mean IoU" in capsys.readouterr().out
