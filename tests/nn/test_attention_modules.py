@@ -248,3 +248,30 @@ def test_causal_hint_and_detection():
     d = enc(x, mask=mask, is_causal=False).detach().numpy()
     np.testing.assert_allclose(a, b, atol=1e-5)
     np.testing.assert_allclose(c, d, atol=1e-5)
+
+
+def test_torch_parity_kdim_vdim_and_full_transformer():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    torch.manual_seed(0)
+    tm = torch.nn.MultiheadAttention(8, 2, kdim=5, vdim=3, batch_first=True)
+    pm = nn.MultiheadAttention(8, 2, kdim=5, vdim=3, batch_first=True)
+    assert list(pm.state_dict()) == list(tm.state_dict())
+    pm.load_state_dict({k: pydl.tensor(v.detach().numpy()) for k, v in tm.state_dict().items()})
+    q, k, v = (rng.standard_normal(s).astype(np.float32) for s in [(2, 4, 8), (2, 6, 5), (2, 6, 3)])
+    kpm = np.zeros((2, 6), bool)
+    kpm[0, 4:] = True
+    a, aw = tm(torch.tensor(q), torch.tensor(k), torch.tensor(v), key_padding_mask=torch.tensor(kpm))
+    b, bw = pm(pydl.tensor(q), pydl.tensor(k), pydl.tensor(v), key_padding_mask=kpm)
+    np.testing.assert_allclose(b.detach().numpy(), a.detach().numpy(), atol=1e-5)
+    np.testing.assert_allclose(bw.detach().numpy(), aw.detach().numpy(), atol=1e-5)
+
+    tt = torch.nn.Transformer(8, 2, 2, 2, 16, dropout=0.0, batch_first=True)
+    pt = nn.Transformer(8, 2, 2, 2, 16, dropout=0.0, batch_first=True)
+    assert list(pt.state_dict()) == list(tt.state_dict())
+    pt.load_state_dict({k: pydl.tensor(v.detach().numpy()) for k, v in tt.state_dict().items()})
+    src, tgt = rng.standard_normal((2, 5, 8)).astype(np.float32), rng.standard_normal((2, 4, 8)).astype(np.float32)
+    tmask = torch.nn.Transformer.generate_square_subsequent_mask(4)
+    ref = tt(torch.tensor(src), torch.tensor(tgt), tgt_mask=tmask, tgt_is_causal=True).detach().numpy()
+    got = pt(pydl.tensor(src), pydl.tensor(tgt), tgt_mask=nn.Transformer.generate_square_subsequent_mask(4))
+    np.testing.assert_allclose(got.detach().numpy(), ref, atol=1e-5)
