@@ -41,6 +41,7 @@
 #include <pybind11/pybind11.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -207,6 +208,10 @@ void score_order(const T* scores, int64_t n, std::vector<int64_t>& order) {
   });
 }
 
+// IoU tests per thread before nms uses another (tests lower it through _C._nms_grain to
+// cover the parallel path at sizes the reference can check).
+std::atomic<int64_t> nms_grain{int64_t(1) << 22};
+
 // Greedy NMS over the boxes `idx[0..n)` (already in score order) of boxes (N, 4); appends
 // the kept entries of idx to `keep`.
 template <typename T>
@@ -247,7 +252,7 @@ void nms_sorted(const T* boxes, const int64_t* idx, int64_t n, double thr_d, std
     if (nk == 0 || later == 0) continue;
     // a parallel region costs milliseconds when another process holds the other core: only
     // steps of millions of IoU tests (N beyond ~100k boxes) are worth a second thread
-    const int t = threads_for(later * nk * 64, int64_t(1) << 22);
+    const int t = threads_for(later * nk * 64, nms_grain.load(std::memory_order_relaxed));
     uint64_t* rm = removed.data();
 #pragma omp parallel for num_threads(t) if (t > 1) schedule(static)
     for (int64_t c = b + 1; c < nb; ++c) rm[c] = suppress(kept, nk, s, c, thr, rm[c]);
@@ -436,6 +441,10 @@ void bind_boxes(py::module_& m) {
   m.def("batched_nms", &batched_nms_py, py::arg("boxes"), py::arg("scores"), py::arg("idxs"),
         py::arg("iou_threshold"));
   bind_roi(m);
+  m.def("_nms_grain", [](int64_t grain) {  // private, for tests: returns the previous grain
+    if (grain < 1) throw py::value_error("_nms_grain: grain must be positive");
+    return nms_grain.exchange(grain);
+  });
 }
 
 }  // namespace pydl

@@ -85,13 +85,21 @@ def test_nms_parity(backend, dtype, n, thr, rng, isa):
 
 
 @pytest.mark.parametrize("backend", backends("nms"))
-def test_nms_threads(backend, rng, threads):
+@pytest.mark.parametrize("grain", [None, 1])
+def test_nms_threads(backend, grain, rng, threads):
     b = grid_boxes(rng, 3000, np.float32, size=300)
     s = rng.random(3000).astype(np.float32)
     want = ref.nms(b, s, 0.5)
-    for t in (1, 2):
-        threads(t)
-        np.testing.assert_array_equal(kernels.get("nms", backend)(b, s, 0.5), want)
+    old = pydl._C._nms_grain(grain) if grain else None  # grain 1: every block step in parallel
+    try:
+        for t in (1, 2):
+            threads(t)
+            np.testing.assert_array_equal(kernels.get("nms", backend)(b, s, 0.5), want)
+            np.testing.assert_array_equal(kernels.get("batched_nms", backend)(b, s, np.arange(3000) % 3, 0.5),
+                                          ref.batched_nms(b, s, np.arange(3000) % 3, 0.5))
+    finally:
+        if old:
+            pydl._C._nms_grain(old)
 
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
