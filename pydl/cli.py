@@ -151,17 +151,19 @@ def _report(result, out):
 def _train(args):
     from .train.runs import train_run
 
+    out = args.out or os.path.join("pydl-runs", f"{args.model.lower()}-{args.data.lower()}")
     result = train_run(args.model, args.data, data_root=args.data_root, epochs=args.epochs,
                        batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer, scheduler=args.scheduler,
-                       augment=args.augment, out=args.out, seed=args.seed, workers=args.workers,
+                       augment=args.augment, out=out, seed=args.seed, workers=args.workers,
                        val_fraction=args.val_fraction, weight_decay=args.weight_decay, momentum=args.momentum,
                        early_stopping=args.early_stopping, max_grad_norm=args.clip_grad,
                        label_smoothing=args.label_smoothing, progress=not args.quiet, resume=args.resume)
-    _report(result, args.out)
+    _report(result, out)
     return 0
 
 
 def add_train(subparsers):
+    from .data.datasets import list_datasets
     from .train.runs import AUGMENTATIONS, OPTIMIZERS, SCHEDULERS
 
     p = subparsers.add_parser(
@@ -172,7 +174,7 @@ def add_train(subparsers):
         formatter_class=_DefaultsFormatter)
     p.add_argument("model", metavar="MODEL", help="model name from the zoo (pydl.models.list_models())")
     p.add_argument("--data", required=True, metavar="DATASET",
-                   help="data set: digits, digits28, mnist, fashionmnist, cifar10, shapes, spirals, blobs, fakedata")
+                   help=f"data set: {', '.join(list_datasets())}")
     p.add_argument("--data-root", metavar="DIR", help="folder with the files of mnist / fashionmnist / cifar10")
     p.add_argument("--epochs", type=_positive_int, default=10, metavar="N", help="epochs to train")
     p.add_argument("--batch-size", type=_positive_int, default=64, metavar="N", help="samples per batch")
@@ -192,8 +194,9 @@ def add_train(subparsers):
                    help="part of the training split held out for validation (0: none)")
     p.add_argument("--early-stopping", type=_positive_int, metavar="PATIENCE",
                    help="stop when validation accuracy has not improved for PATIENCE epochs")
-    p.add_argument("--out", metavar="DIR", default="pydl-runs/run",
-                   help="output folder: checkpoint.safetensors, best.safetensors, log.jsonl, curves.png")
+    p.add_argument("--out", metavar="DIR",
+                   help="output folder for checkpoint.safetensors, best.safetensors, log.jsonl, curves.png "
+                        "(default: pydl-runs/MODEL-DATASET)")
     p.add_argument("--resume", action="store_true", help="continue the run saved in --out from its last checkpoint")
     p.add_argument("--seed", type=int, default=0, help="seed of initialisation, order and augmentation")
     p.add_argument("--workers", type=int, default=0, metavar="N", help="threads loading batches (0: none)")
