@@ -21,7 +21,7 @@ from ..autograd.grad_mode import no_grad
 from ..nn import functional as F
 from ..tensor import Tensor, _make
 
-__all__ = ["CaptionEncoder", "CaptioningRNN", "CaptioningTransformer", "END", "NULL", "START", "decode_captions",
+__all__ = ["END", "NULL", "START", "CaptionEncoder", "CaptioningRNN", "CaptioningTransformer", "decode_captions",
            "synthetic_captions"]
 
 NULL, START, END = 0, 1, 2

@@ -150,7 +150,8 @@ def demo(out=None, steps=300, seed=0, progress=True, temperature=0.8):
     """``pydl demo --task charlm``: train a CharLM on the bundled sonnets with truncated BPTT
     (windows of 64 characters, 16 streams, gradient norm clipped to 1), print the loss and
     samples (greedy and at ``temperature``); with ``out``, write ``samples.txt`` and, when the
-    safetensors package is installed, ``charlm.safetensors`` (the state dict) there. Returns a dict of the losses, samples and throughput."""
+    safetensors package is installed, ``charlm.safetensors`` (the state dict) there. Returns a
+    dict of the losses, samples and throughput."""
     import time
 
     from .. import manual_seed, save

@@ -97,7 +97,7 @@ class SwinBlock(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
 
     def forward(self, x):
-        N, H, W, C = x.shape
+        H, W = x.shape[1], x.shape[2]
         M, s = self.window_size, self.shift_size
         if H % M or W % M:
             raise ValueError(f"SwinBlock: the {H} x {W} grid must be a multiple of window_size {M}")

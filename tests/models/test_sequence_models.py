@@ -7,7 +7,7 @@ import pytest
 
 import pydl
 from pydl import models, nn
-from pydl.models.captioning import (CaptioningRNN, CaptioningTransformer, decode_captions, synthetic_captions)
+from pydl.models.captioning import CaptioningRNN, CaptioningTransformer, decode_captions, synthetic_captions
 from pydl.models.charlm import CharLM, CharVocab, load_text, sample, train_charlm
 from pydl.models.swin import PatchMerging, SwinBlock, SwinTiny, roll2d, shifted_window_mask
 from pydl.models.vit import VisionTransformer

@@ -135,11 +135,11 @@ def test_batch_first_unbatched_and_initial_state(rng):
     out, h = m(x)
     assert out.shape == (2, 6, 4) and h.shape == (1, 2, 4)
     np.testing.assert_allclose(out.detach().numpy()[:, -1], h.detach().numpy()[0], atol=1e-6)
-    out1, h1 = m(x[0])
+    out1, _ = m(x[0])
     np.testing.assert_allclose(out1.detach().numpy(), out.detach().numpy()[0], atol=1e-6)
     # continuing from a state = running the whole sequence
-    a, ha = m(x[:, :3])
-    b, hb = m(x[:, 3:], ha)
+    _, ha = m(x[:, :3])
+    _, hb = m(x[:, 3:], ha)
     np.testing.assert_allclose(hb.detach().numpy(), h.detach().numpy(), atol=1e-6)
     with pytest.raises(ValueError, match="input_size"):
         m(pydl.randn(2, 6, 5))
