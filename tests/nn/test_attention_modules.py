@@ -276,3 +276,13 @@ def test_torch_parity_kdim_vdim_and_full_transformer():
     ref = tt(torch.tensor(src), torch.tensor(tgt), tgt_mask=tmask, tgt_is_causal=True).detach().numpy()
     got = pt(pydl.tensor(src), pydl.tensor(tgt), tgt_mask=nn.Transformer.generate_square_subsequent_mask(4))
     np.testing.assert_allclose(got.detach().numpy(), ref, atol=1e-5)
+
+
+def test_encoder_decoder_layers_gradcheck_float64(rng):
+    enc = nn.TransformerEncoderLayer(4, 2, 6, dropout=0.0, batch_first=True, norm_first=True, activation="gelu",
+                                     dtype=np.float64)
+    dec = nn.TransformerDecoderLayer(4, 2, 6, dropout=0.0, batch_first=True, dtype=np.float64)
+    assert all(p.dtype == pydl.float64 for p in list(enc.parameters()) + list(dec.parameters()))
+    x = pydl.tensor(rng.standard_normal((2, 3, 4)), requires_grad=True)
+    m = pydl.tensor(rng.standard_normal((2, 2, 4)), requires_grad=True)
+    assert gradcheck(lambda a, b: dec(enc(a, is_causal=True), b, tgt_is_causal=True), (x, m))
