@@ -475,3 +475,12 @@ def test_erf_paths_agree():
     x = np.linspace(-6, 6, 1001)
     np.testing.assert_allclose(_activation._erf(x), _activation._erf_python(x), rtol=1e-14, atol=1e-15)
     assert _activation._erf_python(x.astype(np.float32)).dtype == np.float32
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "multi_margin_loss"])
+def test_fused_loss_prints_after_backward(loss):
+    # The engine frees a node's fields after backward; the loss tensor must still print.
+    x = pydl.randn(4, 3, requires_grad=True)
+    out = getattr(F, loss)(x, pydl.tensor([0, 1, 2, 0]))
+    out.backward()
+    assert "grad_fn=" in repr(out)

@@ -91,6 +91,8 @@ class _FusedLossBackward(Node):
     """The fused kernels keep dL/dscores in their cache; backward scales it by the
     upstream gradient (``*_backward(grad_loss, cache)``)."""
 
+    label = None  # read after backward too, when the engine has freed the instance's fields
+
     def __init__(self, edges, backward_fn, cache, scale, dtype, label):
         self.next_edges = edges
         self.backward_fn, self.cache, self.scale, self.dtype = backward_fn, cache, scale, dtype
