@@ -36,10 +36,11 @@
 // team, each thread summing its own dQ, added up in thread order at the end (so results
 // differ between thread counts only by rounding).
 //
-// Workspace, per thread, kept between calls: forward (D + BK + Dv + 3) x BQ values
-// (~50 KiB in float32 at D = Dv = 64, BQ = 64: it stays in L1/L2); backward, per head,
-// Q^T and dY^T (D + Dv) x L, dQ L x D and two BK x BQ tiles, plus padded copies of Q, K,
-// dY when D or Dv is not a multiple of W -- O(L + S) per head, never O(L S).
+// Workspace, per worker thread (one block held by the calling thread, kept between
+// calls): forward (D + BK + Dv + 3) x BQ values (~50 KiB in float32 at D = Dv = 64,
+// BQ = 64: it stays in L1/L2); backward, per head, Q^T and dY^T (D + Dv) x L, dQ L x D
+// and two BK x BQ tiles, plus padded copies of Q, K, dY when D or Dv is not a multiple
+// of W -- O(L + S) per head, never O(L S).
 //
 // Checked by tests/kernels/test_attention.py against the float64 NumPy reference
 // (pydl/kernels/reference/attention.py) on every ISA path: lengths 1 to 256, L != S,
@@ -56,7 +57,6 @@
 #include <memory>
 #include <new>
 #include <utility>
-#include <vector>
 
 #include "pydl/attention.h"
 #include "pydl/parallel.h"
@@ -199,7 +199,10 @@ void mask_causal(int64_t i0, int64_t j0, int64_t nk, T* ST, int64_t bq) {
   }
 }
 
-// A buffer that grows and is reused by the same thread across calls (64-byte aligned).
+// A buffer that grows and is reused by the calling thread across calls (64-byte aligned).
+// Each kernel takes one for its whole team BEFORE its parallel region (an allocation
+// failure then reaches Python as MemoryError instead of ending the process inside the
+// region) and hands every thread its own slice of it.
 template <typename T>
 struct Scratch {
   std::unique_ptr<T[], void (*)(void*)> buf{nullptr, std::free};
@@ -216,12 +219,18 @@ struct Scratch {
 };
 
 template <typename T, int Slot>
-T* thread_scratch(size_t n) {
+T* caller_scratch(size_t n) {
   thread_local Scratch<T> s;
   return s.get(n);
 }
 
 int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+// Elements of a thread's slice, rounded to whole cache lines (no false sharing).
+template <typename T>
+size_t slice_size(int64_t n) {
+  return static_cast<size_t>(round_up(n, 64 / static_cast<int64_t>(sizeof(T))));
+}
 
 // Queries per tile for L queries: up to max_bq, a multiple of W (short sequences do not
 // pay for 64 lanes).
@@ -234,15 +243,20 @@ int64_t pick_bq(int64_t L) {
 // Forward
 // ---------------------------------------------------------------------------------
 
-// One tile of queries [i0, i0 + nq) of head bh, against every key it may see.
 template <typename T>
-void forward_tile(const AttentionArgs<T>& a, int64_t bh, int64_t i0, int64_t bq) {
+size_t forward_workspace(const AttentionArgs<T>& a, int64_t bq) {
+  return slice_size<T>((a.D + kBK + a.Dv + 3) * bq);
+}
+
+// One tile of queries [i0, i0 + nq) of head bh, against every key it may see; ws holds
+// forward_workspace elements.
+template <typename T>
+void forward_tile(const AttentionArgs<T>& a, int64_t bh, int64_t i0, int64_t bq, T* ws) {
   using V = Vec<T>;
   using R = typename V::R;
   constexpr int W = V::W;
   const int64_t L = a.L, S = a.S, D = a.D, Dv = a.Dv;
   const int64_t nq = std::min(bq, L - i0);
-  T* ws = thread_scratch<T, 0>(static_cast<size_t>((D + kBK + Dv + 3) * bq));
   T* QT = ws;               // (D, bq): Q^T * scale, zero past nq
   T* ST = QT + D * bq;      // (kBK, bq): scores, then probabilities, of one key tile
   T* OT = ST + kBK * bq;    // (Dv, bq): output accumulator, transposed
@@ -313,16 +327,18 @@ void attention_forward(const AttentionArgs<T>& a) {
   const int64_t bq = pick_bq<T>(a.L);
   const int64_t tiles = (a.L + bq - 1) / bq;
   const int64_t items = a.BH * tiles;
-  const int threads = static_cast<int>(std::min<int64_t>(a.threads, items));
-  if (threads <= 1) {
-    for (int64_t it = 0; it < items; ++it) forward_tile(a, it / tiles, (it % tiles) * bq, bq);
+  const int threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(a.threads, items)));
+  const size_t per_thread = forward_workspace(a, bq);
+  T* ws = caller_scratch<T, 0>(per_thread * static_cast<size_t>(threads));
+  if (threads == 1) {
+    for (int64_t it = 0; it < items; ++it) forward_tile(a, it / tiles, (it % tiles) * bq, bq, ws);
     return;
   }
   // Causal tiles late in a head see the most keys: hand those out first.
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
   for (int64_t it = 0; it < items; ++it) {
     const int64_t t = a.causal ? tiles - 1 - it % tiles : it % tiles;
-    forward_tile(a, it / tiles, t * bq, bq);
+    forward_tile(a, it / tiles, t * bq, bq, ws + static_cast<size_t>(omp_get_thread_num()) * per_thread);
   }
 }
 
@@ -434,16 +450,22 @@ HeadPack<T> pack_head(const AttentionArgs<T>& a, int64_t bh, int64_t bq, T* buf)
   return h;
 }
 
-// Key tile [j0, j0 + nk) of head bh against every query tile that sees it: writes the
-// tile's rows of grad_k and grad_v, adds its share of dQ (unscaled) into dq (L, Dp).
 template <typename T>
-void backward_key_tile(const AttentionArgs<T>& a, const HeadPack<T>& h, int64_t bh, int64_t j0, T* dq) {
+size_t key_tile_workspace(const AttentionArgs<T>& a, int64_t bq) {
+  constexpr int64_t W = Vec<T>::W;
+  return slice_size<T>(2 * kBK * bq + kBK * (round_up(a.D, W) + round_up(a.Dv, W)));
+}
+
+// Key tile [j0, j0 + nk) of head bh against every query tile that sees it: writes the
+// tile's rows of grad_k and grad_v, adds its share of dQ (unscaled) into dq (L, Dp); ws
+// holds key_tile_workspace elements.
+template <typename T>
+void backward_key_tile(const AttentionArgs<T>& a, const HeadPack<T>& h, int64_t bh, int64_t j0, T* dq, T* ws) {
   using V = Vec<T>;
   using R = typename V::R;
   constexpr int W = V::W;
   const int64_t L = a.L, S = a.S, D = a.D, Dv = a.Dv, bq = h.bq, Dp = h.Dp, Dvp = h.Dvp;
   const int64_t nk = std::min(kBK, S - j0);
-  T* ws = thread_scratch<T, 1>(static_cast<size_t>(2 * kBK * bq + kBK * (Dp + Dvp)));
   T* PT = ws;                // (kBK, bq): probabilities of one (key tile, query tile), transposed
   T* dST = PT + kBK * bq;    // (kBK, bq): dA^T, then dE^T
   T* dK = dST + kBK * bq;    // (kBK, Dp): this key tile's dK (unscaled)
@@ -502,39 +524,47 @@ void attention_backward(const AttentionArgs<T>& a) {
     std::fill(a.grad_q, a.grad_q + a.BH * a.L * a.D, T(0));
     return;
   }
-  auto whole_head = [&](int64_t bh) {
-    T* buf = thread_scratch<T, 2>(pack_size(a, bq) + dq_size);
-    T* dq = buf;  // (L, Dp)
-    std::fill(dq, dq + dq_size, T(0));
-    const HeadPack<T> h = pack_head(a, bh, bq, buf + dq_size);
-    for (int64_t t = 0; t < key_tiles; ++t) backward_key_tile(a, h, bh, t * kBK, dq);
-    store_grad_q(a, bh, dq, Dp);
-  };
-  const int threads = a.threads;
-  if (threads <= 1) {
-    for (int64_t bh = 0; bh < a.BH; ++bh) whole_head(bh);
-    return;
-  }
-  if (a.BH >= threads) {
+  const size_t tile_ws = key_tile_workspace(a, bq);
+  const int threads = std::max(1, a.threads);
+  if (threads == 1 || a.BH >= threads) {
+    // Whole heads per thread: each its own packed head, dQ and key-tile workspace.
+    const size_t per_thread = slice_size<T>(static_cast<int64_t>(pack_size(a, bq) + dq_size)) + tile_ws;
+    T* ws = caller_scratch<T, 1>(per_thread * static_cast<size_t>(threads));
+    auto whole_head = [&](int64_t bh, T* mine) {
+      T* dq = mine;  // (L, Dp)
+      std::fill(dq, dq + dq_size, T(0));
+      const HeadPack<T> h = pack_head(a, bh, bq, dq + dq_size);
+      T* tile = mine + per_thread - tile_ws;
+      for (int64_t t = 0; t < key_tiles; ++t) backward_key_tile(a, h, bh, t * kBK, dq, tile);
+      store_grad_q(a, bh, dq, Dp);
+    };
+    if (threads == 1) {
+      for (int64_t bh = 0; bh < a.BH; ++bh) whole_head(bh, ws);
+      return;
+    }
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
-    for (int64_t bh = 0; bh < a.BH; ++bh) whole_head(bh);
+    for (int64_t bh = 0; bh < a.BH; ++bh) whole_head(bh, ws + static_cast<size_t>(omp_get_thread_num()) * per_thread);
     return;
   }
   // Fewer heads than threads: split each head's key tiles, one dQ per thread.
   const int team = static_cast<int>(std::min<int64_t>(threads, key_tiles));
-  std::vector<T> pack(pack_size(a, bq));
-  std::vector<T> dq_parts(static_cast<size_t>(team) * dq_size);
-  std::vector<T> dq(dq_size);
+  const size_t pack = slice_size<T>(static_cast<int64_t>(pack_size(a, bq)));
+  const size_t per_thread = slice_size<T>(static_cast<int64_t>(dq_size)) + tile_ws;
+  T* ws = caller_scratch<T, 1>(pack + dq_size + per_thread * static_cast<size_t>(team));
+  T* dq = ws + pack;                  // (L, Dp): the sum of the parts
+  T* parts = dq + dq_size;            // team x (dQ part, key-tile workspace)
   for (int64_t bh = 0; bh < a.BH; ++bh) {
-    const HeadPack<T> h = pack_head(a, bh, bq, pack.data());
-    std::fill(dq_parts.begin(), dq_parts.end(), T(0));
+    const HeadPack<T> h = pack_head(a, bh, bq, ws);
+    for (int p = 0; p < team; ++p) std::fill(parts + p * per_thread, parts + p * per_thread + dq_size, T(0));
 #pragma omp parallel for schedule(static, 1) num_threads(team)
-    for (int64_t t = 0; t < key_tiles; ++t)
-      backward_key_tile(a, h, bh, t * kBK, dq_parts.data() + static_cast<size_t>(omp_get_thread_num()) * dq_size);
-    std::fill(dq.begin(), dq.end(), T(0));
+    for (int64_t t = 0; t < key_tiles; ++t) {
+      T* mine = parts + static_cast<size_t>(omp_get_thread_num()) * per_thread;
+      backward_key_tile(a, h, bh, t * kBK, mine, mine + per_thread - tile_ws);
+    }
+    std::fill(dq, dq + dq_size, T(0));
     for (int p = 0; p < team; ++p)
-      for (size_t i = 0; i < dq_size; ++i) dq[i] += dq_parts[static_cast<size_t>(p) * dq_size + i];
-    store_grad_q(a, bh, dq.data(), Dp);
+      for (size_t i = 0; i < dq_size; ++i) dq[i] += parts[static_cast<size_t>(p) * per_thread + i];
+    store_grad_q(a, bh, dq, Dp);
   }
 }
 
