@@ -8,8 +8,11 @@ borders; a mask keeps tokens that the roll brought together from different image
 from attending to each other. Patch merging concatenates each 2 x 2 group of tokens (4C)
 and projects to 2C: half the resolution, twice the channels.
 
-Simplification: no relative position bias (the attention runs through the fused kernel,
-whose mask carries no gradient); the position information comes from the patch embedding.
+Each window's attention scores get a learnt relative position bias B[h, i, j] read from a
+table of (2M - 1)^2 entries per head by the offset between tokens i and j (Swin's
+``relative_position_bias_table``). With it the scores are formed explicitly (a window holds
+only M^2 tokens); ``relative_position_bias=False`` runs the windows through the fused
+attention kernel instead (a fixed mask only: the kernel's mask carries no gradient).
 """
 import numpy as np
 
@@ -62,36 +65,57 @@ def shifted_window_mask(H, W, M, shift):
 
 
 class WindowAttention(nn.Module):
-    """Multi-head self-attention within windows: (N, nW, T, C) -> (N, nW, T, C); keys ``qkv``, ``proj``."""
+    """Multi-head self-attention within windows of M x M tokens: (N, nW, T = M^2, C) -> same;
+    keys ``qkv``, ``proj`` and ``relative_position_bias_table`` ((2M - 1)^2, heads)."""
 
-    def __init__(self, dim, num_heads):
+    def __init__(self, dim, num_heads, window_size=4, relative_position_bias=True):
         super().__init__()
         if dim % num_heads:
             raise ValueError(f"WindowAttention: dim {dim} must be divisible by num_heads {num_heads}")
-        self.num_heads = num_heads
+        self.num_heads, self.window_size = num_heads, window_size
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
+        if relative_position_bias:
+            M = window_size
+            self.relative_position_bias_table = nn.Parameter(np.zeros(((2 * M - 1) ** 2, num_heads), np.float32))
+            nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
+            coords = np.stack(np.meshgrid(np.arange(M), np.arange(M), indexing="ij")).reshape(2, -1)  # (2, T)
+            rel = coords[:, :, None] - coords[:, None, :] + (M - 1)                                  # (2, T, T)
+            self.register_buffer("relative_position_index", _make((rel[0] * (2 * M - 1) + rel[1]).astype(np.int64)),
+                                 persistent=False)
+        else:
+            self.relative_position_bias_table = None
 
     def forward(self, x, mask=None):
         N, nW, T, C = x.shape
         h = self.num_heads
         qkv = self.qkv(x).reshape(N, nW, T, 3, h, C // h).permute(3, 0, 1, 4, 2, 5)  # (3, N, nW, h, T, d)
         q, k, v = qkv[0], qkv[1], qkv[2]
-        m = None if mask is None else _make(mask[:, None])  # (nW, 1, T, T) broadcasts over N and heads
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=m)
+        if self.relative_position_bias_table is None:
+            m = None if mask is None else _make(mask[:, None])  # (nW, 1, T, T) broadcasts over N and heads
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=m)
+        else:
+            if T != self.window_size ** 2:
+                raise ValueError(f"WindowAttention: windows of {T} tokens, expected {self.window_size ** 2}")
+            idx = self.relative_position_index.data.reshape(-1)
+            bias = self.relative_position_bias_table[idx].reshape(T, T, h).permute(2, 0, 1)  # (h, T, T)
+            scores = (q @ k.transpose(-2, -1)) * (1.0 / np.sqrt(C // h)) + bias
+            if mask is not None:
+                scores = scores + _make(np.where(mask[:, None], 0.0, -np.inf).astype(scores.dtype))
+            out = F.softmax(scores, dim=-1) @ v
         return self.proj(out.permute(0, 1, 3, 2, 4).reshape(N, nW, T, C))
 
 
 class SwinBlock(nn.Module):
     """x + W-MSA(LN(x)) (shifted when ``shift_size`` > 0), then x + MLP(LN(x)): (N, H, W, C) -> same."""
 
-    def __init__(self, dim, num_heads, window_size=4, shift_size=0, mlp_ratio=4.0):
+    def __init__(self, dim, num_heads, window_size=4, shift_size=0, mlp_ratio=4.0, relative_position_bias=True):
         super().__init__()
         if not 0 <= shift_size < window_size:
             raise ValueError(f"SwinBlock: shift_size must be in [0, window_size), got {shift_size}")
         self.window_size, self.shift_size = window_size, shift_size
         self.norm1 = nn.LayerNorm(dim)
-        self.attn = WindowAttention(dim, num_heads)
+        self.attn = WindowAttention(dim, num_heads, window_size, relative_position_bias)
         self.norm2 = nn.LayerNorm(dim)
         hidden = int(dim * mlp_ratio)
         self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))

@@ -166,3 +166,21 @@ def test_zoo_builders(name, size, channels):
     m = models.get_model(name, num_classes=10, in_channels=channels, image_size=size)
     assert m(pydl.randn(1, channels, size, size)).shape == (1, 10)
     assert summary(m, (channels, size, size), verbose=False).total_params > 100_000
+
+
+def test_swin_relative_position_bias():
+    pydl.manual_seed(0)
+    blk = SwinBlock(8, 2, window_size=4, shift_size=2)
+    M = 4
+    idx = blk.attn.relative_position_index.numpy()
+    assert idx.shape == (M * M, M * M) and np.all(np.diag(idx) == (M - 1) * (2 * M - 1) + (M - 1))  # offset 0
+    assert idx[0, M * M - 1] == 0 and idx[M * M - 1, 0] == (2 * M - 1) ** 2 - 1  # offsets (-3, -3) and (3, 3)
+    x = pydl.randn(2, 8, 8, 8)
+    blk(x).sum().backward()
+    assert np.abs(blk.attn.relative_position_bias_table.grad.numpy()).max() > 0
+    # a zero table gives what the fused path computes
+    fused = SwinBlock(8, 2, window_size=4, shift_size=2, relative_position_bias=False)
+    fused.load_state_dict({k: v for k, v in blk.state_dict().items() if "relative" not in k})
+    with pydl.no_grad():
+        blk.attn.relative_position_bias_table.zero_()
+        np.testing.assert_allclose(blk(x).numpy(), fused(x).numpy(), atol=1e-5)
