@@ -172,7 +172,7 @@ class RNNBase(Module):
             outs.append(out)
             hs.append(h)
             cs.append(c)
-        inv = self._inverse
+        inv = np.argsort(np.concatenate([idx for _, idx in groups]))  # back to the caller's batch order
         out = F_cat(outs, 1).index_select(1, inv)
         h = F_cat(hs, 0).index_select(0, inv)
         c = None if cs[0] is None else F_cat(cs, 0).index_select(0, inv)
@@ -187,13 +187,8 @@ class RNNBase(Module):
             raise ValueError(f"{name}: lengths must be in [1, {T}], got [{lengths.min()}, {lengths.max()}]")
         if B and (lengths == T).all():
             return None
-        groups, order = [], []
-        for length in sorted(set(lengths.tolist()), reverse=True):
-            idx = np.nonzero(lengths == length)[0]
-            groups.append((int(length), idx))
-            order.extend(idx.tolist())
-        self._inverse = np.argsort(np.asarray(order))
-        return groups
+        return [(int(length), np.nonzero(lengths == length)[0])
+                for length in sorted(set(lengths.tolist()), reverse=True)]
 
     def forward(self, input, hx=None, lengths=None):
         """input (T, B, I) ((B, T, I) with batch_first; (T, I) unbatched, or a PackedSequence)
