@@ -238,12 +238,12 @@ MEMORY_SCRIPT = textwrap.dedent("""
 
 
 @pytest.mark.parametrize("is_causal", [False, True])
-def test_memory_is_linear_in_sequence_length(is_causal):
+def test_memory_is_linear_in_sequence_length(is_causal, tmp_path):
     # One N x N float32 score matrix per head at N = 4096 is 64 MiB; beyond its outputs the
     # fused forward + backward needs O(N) per worker thread (about 3 MiB here: Q^T, dY^T,
     # dQ of the head it works on), measured with 2 threads whatever the machine has.
     result = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, str(int(is_causal))], capture_output=True,
-                            text=True, timeout=300, env=dict(os.environ, PYDL_NUM_THREADS="2"))
+                            text=True, timeout=300, env=dict(os.environ, PYDL_NUM_THREADS="2"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     workspace = int(result.stdout.strip().splitlines()[-1])
     nxn = 4096 * 4096 * 4

@@ -451,12 +451,12 @@ PEAK_MEMORY_SCRIPT = textwrap.dedent("""
 
 
 @pytest.mark.parametrize("which", ["forward", "backward"])
-def test_peak_memory_of_a_resnet_batch_stays_near_its_output(which):
+def test_peak_memory_of_a_resnet_batch_stays_near_its_output(which, tmp_path):
     # A batch of 256 ResNet-shaped images (64x56x56, 3x3, pad 1): the columns of the whole
     # batch would be 9x the input (1.8 GB); one tile per thread must keep the growth of the
     # peak RSS (measured in a fresh process: C++ allocations included) under 1.5x the output.
     proc = subprocess.run([sys.executable, "-c", PEAK_MEMORY_SCRIPT, "256", which], capture_output=True, text=True,
-                          timeout=300)
+                          timeout=300, cwd=tmp_path)  # outside the checkout: import the installed pydl
     assert proc.returncode == 0, proc.stderr
     growth, out_bytes = map(int, proc.stdout.split())
     assert out_bytes == 256 * 64 * 56 * 56 * 4
