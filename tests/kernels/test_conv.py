@@ -47,6 +47,10 @@ CONV_CASES = [
     pytest.param((2, 8, 13, 11), (64, 8, 3, 3), dict(padding=1), id="64-filters"),
     pytest.param((2, 6, 9, 7), (64, 3, 2, 2), dict(stride=2, groups=2), id="32-filters-per-group"),
     pytest.param((3, 1, 12, 12), (20, 1, 5, 5), dict(padding=2), id="lenet-like"),
+    # Deep layers on small images: several images share one column tile (the last one short).
+    pytest.param((5, 32, 8, 8), (16, 32, 3, 3), dict(padding=1), id="images-per-tile"),
+    pytest.param((5, 32, 8, 8), (24, 16, 3, 3), dict(stride=2, padding=1, groups=2), id="images-per-tile-s2-groups2"),
+    pytest.param((3, 128, 7, 8), (8, 128, 1, 1), dict(stride=2), id="images-per-tile-1x1-stride2"),
 ]
 
 TRANSPOSE_CASES = [
@@ -133,7 +137,7 @@ def conv_path():
 
 @pytest.mark.parametrize("cfg", PATHS, ids=[",".join(f"{k}={v}" for k, v in c.items()) for c in PATHS])
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
-@pytest.mark.parametrize("x_shape,w_shape,kw", [CONV_CASES[i] for i in (1, 3, 8, 9, 10, 11, 13, 20, 25, 29, 30, 31)])
+@pytest.mark.parametrize("x_shape,w_shape,kw", [CONV_CASES[i] for i in (1, 3, 8, 9, 10, 11, 13, 20, 25, 29, 30, 31, 33, 34)])
 def test_every_cpu_algorithm_matches_reference(cfg, dtype, x_shape, w_shape, kw, conv_path, rng):
     conv_path(cfg)
     check_conv("cpu", dtype, x_shape, w_shape, kw, rng)
@@ -415,7 +419,7 @@ def test_conv_transpose2d_takes_no_padding_strings(backend):
 # Threads and memory
 # ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("x_shape,w_shape,kw", [CONV_CASES[26], CONV_CASES[28], CONV_CASES[25]])
+@pytest.mark.parametrize("x_shape,w_shape,kw", [CONV_CASES[26], CONV_CASES[28], CONV_CASES[25], CONV_CASES[33]])
 def test_results_do_not_depend_on_thread_count(x_shape, w_shape, kw, threads, rng):
     x, w, b = conv_operands(rng, x_shape, w_shape, np.float32)
     g = rand(rng, reference.conv2d_forward(x, w, **kw).shape, np.float32)
