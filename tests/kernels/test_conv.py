@@ -137,7 +137,8 @@ def conv_path():
 
 @pytest.mark.parametrize("cfg", PATHS, ids=[",".join(f"{k}={v}" for k, v in c.items()) for c in PATHS])
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
-@pytest.mark.parametrize("x_shape,w_shape,kw", [CONV_CASES[i] for i in (1, 3, 8, 9, 10, 11, 13, 20, 25, 29, 30, 31, 33, 34)])
+@pytest.mark.parametrize("x_shape,w_shape,kw",
+                         [CONV_CASES[i] for i in (1, 3, 8, 9, 10, 11, 13, 20, 25, 29, 30, 31, 33, 34)])
 def test_every_cpu_algorithm_matches_reference(cfg, dtype, x_shape, w_shape, kw, conv_path, rng):
     conv_path(cfg)
     check_conv("cpu", dtype, x_shape, w_shape, kw, rng)
