@@ -11,18 +11,23 @@
 //
 // Algorithm. The input products of all steps do not depend on the recurrence: they are
 // one gemm, (T B, I) @ (I, G H), before the loop. (One gemm of [x, h] against stacked
-// [w_ih | w_hh] per step was measured slower even with the stacked weights cached: 2.9
-// ms against 2.1 ms for the two products at B64 I512 H512 on one thread, best of 60.) The loop then runs, per step, the
-// recurrent product h_{t-1} w_hh^T and the fused gate pass. It runs inside ONE parallel
-// region for the whole sequence: each thread owns a slice of hidden units [j0, j1) (a
-// multiple of 16) and computes the columns of every gate for its slice (G single-thread
-// gemms of (B, H) @ (H, j1 - j0)), then the gate pass for its slice, so the only sync
-// is one barrier per step (h_t must be complete before any thread's next product) -- no
-// fork/join per step. The backward mirrors it: per step the gate pass for the slice
-// (which also accumulates the bias gradient), a barrier, then dh_{t-1}[:, slice] =
-// da_t @ w_hh[:, slice], which the same thread reads next; after the loop the weight and
-// input gradients are three big gemms over all steps at once:
+// [w_ih | w_hh] per step was measured slower even with the stacked weights cached: 2.9 ms
+// against 2.1 ms for the two products at B64 I512 H512 on one thread, best of 60.) The
+// loop then runs, per step, the recurrent product h_{t-1} w_hh^T and the fused gate pass.
+// It runs inside ONE parallel region for the whole sequence: each thread owns a slice of
+// hidden units [j0, j1) (a multiple of 16) and computes the columns of every gate for its
+// slice, then the gate pass for its slice, so the only sync is one barrier per step (h_t
+// must be complete before any thread's next product) -- no fork/join per step. The
+// backward mirrors it: per step the gate pass for the slice (which also accumulates the
+// bias gradient), a barrier, then dh_{t-1}[:, slice] = da_t @ w_hh[:, slice], which the
+// same thread reads next; after the loop the weight and input gradients are three big
+// gemms over all steps at once:
 //   grad_x = da @ w_ih,  grad_w_ih = da^T x,  grad_w_hh = da^T [h_0 .. h_{T-1}]
+// The per-step products, (B, H) @ (H, j1 - j0) and (B, G H) @ (G H, j1 - j0), are too small
+// for gemm's packing to pay (B64 H512: ~185 GFLOP/s on one core, with 72 rows computed for
+// 64): they run on the packing-free register tiles of tile_product.h (~250), reading w_hh
+// in place (backward) or a transposed copy packed once per call (forward; see
+// pack_recurrent).
 // (for the GRU, da is split into the input part dgi and the hidden part dgh).
 //
 // Memory: the cache of a layer keeps the gate activations (T, B, G H) (GRU: r, z, n and
@@ -81,32 +86,48 @@ T* reused_buffer(size_t n) {
   return buf.data();
 }
 
-// w (R, C) -> wt (C, R), in 32 x 32 blocks (both sides stay in L1).
+// The recurrent product of a step for hidden units [j0, j1) of every gate q < G:
+//   C[:, q H + j0 : q H + j1] (+)= h_prev @ w_hh[q H + j0 : q H + j1, :]^T      (C rows G H apart)
+// Its B operand is w_hh^T. A sequence packs the thread's rows of w_hh once, transposed, into
+// panels of kPanel columns (pack_recurrent: each panel is (H, <= kPanel), contiguous), which
+// the packing-free tile kernel then streams 2 T times in order. Reading w_hh^T straight
+// out of a transposed copy instead (rows 4H apart, 8 KiB at H512: one page per row) ran
+// the forward loop at half the backward's speed. A single step (packed = nullptr) gives
+// gemm the strided w_hh, since packing it would cost as much as gemm's own packing does.
+constexpr int64_t kPanel = 64;
+
+// Gate q's panel p of the thread is (H, w) at packed + q H n + p kPanel H with rows w apart,
+// n = j1 - j0, w = min(kPanel, n - p kPanel).
 template <typename T>
-void transpose(const T* w, int64_t R, int64_t C, T* wt) {
-  for (int64_t r0 = 0; r0 < R; r0 += 32)
-    for (int64_t c0 = 0; c0 < C; c0 += 32)
-      for (int64_t r = r0; r < std::min(R, r0 + 32); ++r)
-        for (int64_t c = c0; c < std::min(C, c0 + 32); ++c) wt[c * R + r] = w[r * C + c];
+void pack_recurrent(const T* w_hh, int64_t G, int64_t H, int64_t j0, int64_t j1, T* packed) {
+  const int64_t n = j1 - j0;
+  for (int64_t q = 0; q < G; ++q)
+    for (int64_t p0 = 0; p0 < n; p0 += kPanel) {
+      const int64_t w = std::min(kPanel, n - p0);
+      T* panel = packed + q * H * n + p0 * H;
+      for (int64_t k0 = 0; k0 < H; k0 += 32)  // 32 rows of the panel stay in L1 across jj
+        for (int64_t jj = 0; jj < w; ++jj) {
+          const T* src = w_hh + (q * H + j0 + p0 + jj) * H;
+          for (int64_t k = k0; k < std::min(H, k0 + 32); ++k) panel[k * w + jj] = src[k];
+        }
+    }
 }
 
-// The recurrent weights as the per-step products read them: h_{t-1} w_hh^T needs w_hh^T
-// as its B operand, and gemm packs a transposed (column-strided) B ~40% slower than a
-// row-major one (measured at (64, 512) @ (512, N)), 50 times over. So sequences transpose
-// w_hh (G H, H) once into a reused (H, G H) buffer; a single step (T = 1) reads it strided,
-// which costs the same as the transposition would.
 template <typename T>
-struct RecurrentWeights {
-  const T* b;  // B(k, n) = b[k * rs + n * cs] = w_hh[n, k]
-  int64_t rs, cs;
-};
-
-template <typename T>
-RecurrentWeights<T> recurrent_weights(const T* w_hh, int64_t GH, int64_t H, int64_t steps) {
-  if (steps < 2) return {w_hh, 1, H};
-  T* wt = reused_buffer<T, 2>(static_cast<size_t>(GH * H));
-  transpose(w_hh, GH, H, wt);
-  return {wt, GH, 1};
+void recurrent_product(const RnnKernelsT<T>& k, const T* packed, const T* w_hh, int64_t B, int64_t G, int64_t H,
+                       int64_t j0, int64_t j1, const T* h_prev, T* C, bool accumulate) {
+  const int64_t GH = G * H, n = j1 - j0;
+  for (int64_t q = 0; q < G; ++q) {
+    T* c = C + q * H + j0;
+    if (!packed) {
+      gemm<T>(B, n, H, h_prev, H, 1, w_hh + (q * H + j0) * H, 1, H, c, GH, accumulate ? T(1) : T(0), 1);
+      continue;
+    }
+    for (int64_t p0 = 0; p0 < n; p0 += kPanel) {
+      const int64_t w = std::min(kPanel, n - p0);
+      k.product(B, w, H, h_prev, H, packed + q * H * n + p0 * H, w, c + p0, GH, accumulate);
+    }
+  }
 }
 
 // Hidden units of thread t of n: [slice(t), slice(t + 1)), bounds on multiples of 16.
@@ -145,18 +166,19 @@ void lstm_forward_loop(const Seq<T>& s, const T* bias, T* out) {
   // a = x w_ih^T for every step at once: (T B, I) @ (I, 4H), into the gate buffer
   gemm<T>(s.T_ * B, G, s.I, s.x, s.I, 1, s.w_ih, 1, s.I, s.saved, G, T(0), 0);
   const RnnKernelsT<T>& k = pick_rnn<T>();
-  const RecurrentWeights<T> w = recurrent_weights(s.w_hh, G, H, s.T_);
+  T* wt = s.T_ > 1 ? reused_buffer<T, 2>(static_cast<size_t>(G * H)) : nullptr;  // w_hh^T in panels
   const int nt = loop_threads(B, 4, H);
 #pragma omp parallel num_threads(nt) if (nt > 1)
   {
     const int tid = omp_get_thread_num();
     const int64_t j0 = slice(H, nt, tid), j1 = slice(H, nt, tid + 1);
+    T* mine = wt ? wt + 4 * H * j0 : nullptr;  // this thread's panels: only it reads them
+    if (mine) pack_recurrent(s.w_hh, 4, H, j0, j1, mine);
     for (int64_t t = 0; t < s.T_; ++t) {
       T* a = s.saved + t * B * G;
       const T* h_prev = s.hs + t * step;
       if (j1 > j0) {
-        for (int64_t q = 0; q < 4; ++q)  // a[:, q H + slice] += h_{t-1} @ w_hh[q H + slice, :]^T
-          gemm<T>(B, j1 - j0, H, h_prev, H, 1, w.b + (q * H + j0) * w.cs, w.rs, w.cs, a + q * H + j0, G, T(1), 1);
+        recurrent_product(k, mine, s.w_hh, B, 4, H, j0, j1, h_prev, a, true);  // a += h_{t-1} w_hh^T
         k.lstm_forward(B, H, j0, j1, bias, a, s.cs + t * step, s.cs + (t + 1) * step, s.hs + (t + 1) * step,
                        out + t * step);
       }
@@ -206,7 +228,7 @@ int lstm_backward_loop(const Seq<T>& s, const SeqGrads<T>& g) {
                         g.grad_out ? g.grad_out + t * step : nullptr, g.dc[cur], da, g.dc[nxt], g.db);
 #pragma omp barrier
       if (j1 > j0)  // dh_{t-1}[:, slice] = da_t @ w_hh[:, slice]
-        gemm<T>(B, j1 - j0, G, da, G, 1, s.w_hh + j0, H, 1, g.dh[nxt] + j0, H, T(0), 1);
+        k.product(B, j1 - j0, G, da, G, s.w_hh + j0, H, g.dh[nxt] + j0, H, false);
     }
   }
   weight_grads(s, 4, g.da, g.da, g);
@@ -222,17 +244,18 @@ void gru_forward_loop(const Seq<T>& s, T* gi, T* gh, T* out) {
   const int64_t B = s.B, H = s.H, G = 3 * H, step = B * H;
   gemm<T>(s.T_ * B, G, s.I, s.x, s.I, 1, s.w_ih, 1, s.I, gi, G, T(0), 0);  // gi = x w_ih^T, all steps
   const RnnKernelsT<T>& k = pick_rnn<T>();
-  const RecurrentWeights<T> w = recurrent_weights(s.w_hh, G, H, s.T_);
+  T* wt = s.T_ > 1 ? reused_buffer<T, 2>(static_cast<size_t>(G * H)) : nullptr;  // w_hh^T in panels
   const int nt = loop_threads(B, 3, H);
 #pragma omp parallel num_threads(nt) if (nt > 1)
   {
     const int tid = omp_get_thread_num();
     const int64_t j0 = slice(H, nt, tid), j1 = slice(H, nt, tid + 1);
+    T* mine = wt ? wt + 3 * H * j0 : nullptr;
+    if (mine) pack_recurrent(s.w_hh, 3, H, j0, j1, mine);
     for (int64_t t = 0; t < s.T_; ++t) {
       const T* h_prev = s.hs + t * step;
       if (j1 > j0) {
-        for (int64_t q = 0; q < 3; ++q)  // gh[:, q H + slice] = h_{t-1} @ w_hh[q H + slice, :]^T
-          gemm<T>(B, j1 - j0, H, h_prev, H, 1, w.b + (q * H + j0) * w.cs, w.rs, w.cs, gh + q * H + j0, G, T(0), 1);
+        recurrent_product(k, mine, s.w_hh, B, 3, H, j0, j1, h_prev, gh, false);  // gh = h_{t-1} w_hh^T
         k.gru_forward(B, H, j0, j1, s.b_ih, s.b_hh, gi + t * B * G, gh, h_prev, s.saved + t * B * 4 * H,
                       s.hs + (t + 1) * step, out + t * step);
       }
@@ -259,7 +282,7 @@ int gru_backward_loop(const Seq<T>& s, const SeqGrads<T>& g) {
                        g.dbh);
 #pragma omp barrier
       if (j1 > j0)  // dh_{t-1}[:, slice] += dgh_t @ w_hh[:, slice]
-        gemm<T>(B, j1 - j0, G, dgh, G, 1, s.w_hh + j0, H, 1, g.dh[nxt] + j0, H, T(1), 1);
+        k.product(B, j1 - j0, G, dgh, G, s.w_hh + j0, H, g.dh[nxt] + j0, H, true);
     }
   }
   weight_grads(s, 3, g.da, g.dah, g);

@@ -17,12 +17,14 @@
 // Workspace: none. Checked by tests/kernels/test_rnn_kernels.py against the float64
 // reference (pydl/kernels/reference/rnn.py) on every ISA path, with hidden sizes that are
 // not a multiple of W.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 
 #include "pydl/rnn.h"
 #include "pydl/simd.h"
 #include "pydl/simd_math.h"
+#include "pydl/tile_product.h"
 
 namespace pydl::PYDL_ISA_NS {
 namespace {
@@ -36,6 +38,32 @@ struct VecGateMath {
   static R sigmoid(R x) { return one() / (one() + simd::exp<T>(Vec<T>::sub(Vec<T>::zero(), x))); }
   static R tanh(R x) { return one() - Vec<T>::set1(T(2)) / (simd::exp<T>(Vec<T>::add(x, x)) + one()); }
 };
+
+// C (M, N) (+)= A (M, K) @ B (K, N) in K blocks of 128 (64 columns of them stay in L1);
+// the columns past the last whole vector (a hidden size off the SIMD width) by dot products.
+template <typename T>
+void step_product(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb, T* C,
+                  int64_t ldc, bool accumulate) {
+  constexpr int64_t W = Vec<T>::W, KC = 128;
+  const int64_t Nv = N / W * W;
+  if (Nv > 0) {
+    if (K == 0 && !accumulate)
+      for (int64_t i = 0; i < M; ++i) std::fill(C + i * ldc, C + i * ldc + Nv, T(0));
+    for (int64_t p0 = 0; p0 < K; p0 += KC) {
+      const int64_t kc = std::min(KC, K - p0);
+      if (p0 == 0 && !accumulate)
+        tiles::tile_product<T, tiles::kStore>(M, Nv, kc, A, lda, 1, B, ldb, C, ldc);
+      else
+        tiles::tile_product<T, tiles::kAccumulate>(M, Nv, kc, A + p0, lda, 1, B + p0 * ldb, ldb, C, ldc);
+    }
+  }
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = Nv; j < N; ++j) {
+      T s = accumulate ? C[i * ldc + j] : T(0);
+      for (int64_t p = 0; p < K; ++p) s += A[i * lda + p] * B[p * ldb + j];
+      C[i * ldc + j] = s;
+    }
+}
 
 template <typename T>
 void lstm_forward_pass(int64_t rows, int64_t H, int64_t j0, int64_t j1, const T* bias, T* gates, const T* c_prev,
@@ -233,8 +261,10 @@ void gru_backward_pass(int64_t rows, int64_t H, int64_t j0, int64_t j1, const T*
 }  // namespace
 
 extern const RnnKernels rnn_kernels = {
-    {&lstm_forward_pass<float>, &lstm_backward_pass<float>, &gru_forward_pass<float>, &gru_backward_pass<float>},
-    {&lstm_forward_pass<double>, &lstm_backward_pass<double>, &gru_forward_pass<double>, &gru_backward_pass<double>},
+    {&step_product<float>, &lstm_forward_pass<float>, &lstm_backward_pass<float>, &gru_forward_pass<float>,
+     &gru_backward_pass<float>},
+    {&step_product<double>, &lstm_forward_pass<double>, &lstm_backward_pass<double>, &gru_forward_pass<double>,
+     &gru_backward_pass<double>},
 };
 
 }  // namespace pydl::PYDL_ISA_NS

@@ -95,6 +95,11 @@ PYDL_HOST_DEVICE inline void gru_gates_backward(R r, R z, R n, R gh_n, R h_prev,
 // (columns [j0, j1) of each gate only), so the time loop needs no extra sweep for them.
 template <typename T>
 struct RnnKernelsT {
+  // The recurrent product of a step, C (M, N) (+)= A (M, K) @ B (K, N): A row-major (rows
+  // lda apart), B rows ldb apart, C rows ldc apart; accumulate = false overwrites C.
+  // Register tiles read both operands in place (tile_product.h): no packing per step.
+  void (*product)(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb, T* C,
+                  int64_t ldc, bool accumulate);
   // gates (rows, 4H): pre-activations (+ bias (4H,)) in, activations i, f, g, o out;
   // c = f c_prev + i g and h = o tanh(c) into c, h and h2 (all (rows, H)).
   void (*lstm_forward)(int64_t rows, int64_t H, int64_t j0, int64_t j1, const T* bias, T* gates,
