@@ -64,6 +64,8 @@ TRANSPOSE_CASES = [
     pytest.param((2, 3, 1, 1), (3, 2, 4, 4), dict(stride=2), id="1x1-image"),
     pytest.param((0, 3, 5, 5), (3, 4, 3, 3), dict(stride=2), id="batch0"),
     pytest.param((4, 32, 20, 20), (32, 16, 4, 4), dict(stride=2, padding=1), id="large"),
+    # The conv it transposes is deep on small images: several images per column tile.
+    pytest.param((5, 16, 4, 4), (16, 32, 3, 3), dict(stride=2, padding=1, output_padding=1), id="images-per-tile"),
 ]
 
 
@@ -145,7 +147,7 @@ def test_every_cpu_algorithm_matches_reference(cfg, dtype, x_shape, w_shape, kw,
 
 
 @pytest.mark.parametrize("cfg", PATHS, ids=[",".join(f"{k}={v}" for k, v in c.items()) for c in PATHS])
-@pytest.mark.parametrize("x_shape,w_shape,kw", [TRANSPOSE_CASES[i] for i in (1, 3, 4, 9)])
+@pytest.mark.parametrize("x_shape,w_shape,kw", [TRANSPOSE_CASES[i] for i in (1, 3, 4, 9, 10)])
 def test_every_cpu_algorithm_matches_reference_transposed(cfg, x_shape, w_shape, kw, conv_path, rng):
     conv_path(cfg)
     check_transpose("cpu", np.float32, x_shape, w_shape, kw, rng)
