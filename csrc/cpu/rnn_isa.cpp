@@ -110,48 +110,56 @@ void lstm_forward_pass(int64_t rows, int64_t H, int64_t j0, int64_t j1, const T*
   }
 }
 
+// The bias gradient is summed over a block of kSumRows rows in registers, then added once:
+// one load and store of dbias per block instead of per row.
+constexpr int64_t kSumRows = 8;
+
 template <typename T>
 void lstm_backward_pass(int64_t rows, int64_t H, int64_t j0, int64_t j1, const T* gates, const T* c_prev,
                         const T* c, const T* dh1, const T* dh2, const T* dc, T* dgates, T* dc_prev, T* dbias) {
   using V = Vec<T>;
   using R = typename V::R;
   constexpr int W = V::W;
-  for (int64_t r = 0; r < rows; ++r) {
-    const T* gr = gates + r * 4 * H;
-    T* dgr = dgates + r * 4 * H;
-    const int64_t o = r * H;
+  for (int64_t r0 = 0; r0 < rows; r0 += kSumRows) {
+    const int64_t r1 = std::min(rows, r0 + kSumRows);
     int64_t j = j0;
     for (; j + W <= j1; j += W) {
-      R dh = V::load(dh1 + o + j);
-      if (dh2) dh = V::add(dh, V::load(dh2 + o + j));
-      const R dcin = dc ? V::load(dc + o + j) : V::zero();
-      R da_i, da_f, da_g, da_o, dcp;
-      lstm_gates_backward<R, VecGateMath<T>>(V::load(gr + j), V::load(gr + H + j), V::load(gr + 2 * H + j),
-                                             V::load(gr + 3 * H + j), V::load(c_prev + o + j), V::load(c + o + j),
-                                             dh, dcin, da_i, da_f, da_g, da_o, dcp);
-      V::store(dgr + j, da_i);
-      V::store(dgr + H + j, da_f);
-      V::store(dgr + 2 * H + j, da_g);
-      V::store(dgr + 3 * H + j, da_o);
-      V::store(dc_prev + o + j, dcp);
-      const R da[4] = {da_i, da_f, da_g, da_o};
-      for (int k = 0; k < 4; ++k) V::store(dbias + k * H + j, V::add(V::load(dbias + k * H + j), da[k]));
+      R sum[4] = {V::zero(), V::zero(), V::zero(), V::zero()};
+      for (int64_t r = r0; r < r1; ++r) {
+        const T* gr = gates + r * 4 * H;
+        T* dgr = dgates + r * 4 * H;
+        const int64_t o = r * H;
+        R dh = V::load(dh1 + o + j);
+        if (dh2) dh = V::add(dh, V::load(dh2 + o + j));
+        const R dcin = dc ? V::load(dc + o + j) : V::zero();
+        R da[4], dcp;
+        lstm_gates_backward<R, VecGateMath<T>>(V::load(gr + j), V::load(gr + H + j), V::load(gr + 2 * H + j),
+                                               V::load(gr + 3 * H + j), V::load(c_prev + o + j),
+                                               V::load(c + o + j), dh, dcin, da[0], da[1], da[2], da[3], dcp);
+        for (int k = 0; k < 4; ++k) {
+          V::store(dgr + k * H + j, da[k]);
+          sum[k] = V::add(sum[k], da[k]);
+        }
+        V::store(dc_prev + o + j, dcp);
+      }
+      for (int k = 0; k < 4; ++k) V::store(dbias + k * H + j, V::add(V::load(dbias + k * H + j), sum[k]));
     }
-    for (; j < j1; ++j) {
-      const T dh = dh1[o + j] + (dh2 ? dh2[o + j] : T(0));
-      T da_i, da_f, da_g, da_o, dcp;
-      lstm_gates_backward<T, ScalarGateMath<T>>(gr[j], gr[H + j], gr[2 * H + j], gr[3 * H + j], c_prev[o + j],
-                                                c[o + j], dh, dc ? dc[o + j] : T(0), da_i, da_f, da_g, da_o, dcp);
-      dgr[j] = da_i;
-      dgr[H + j] = da_f;
-      dgr[2 * H + j] = da_g;
-      dgr[3 * H + j] = da_o;
-      dc_prev[o + j] = dcp;
-      dbias[j] += da_i;
-      dbias[H + j] += da_f;
-      dbias[2 * H + j] += da_g;
-      dbias[3 * H + j] += da_o;
-    }
+    for (; j < j1; ++j)
+      for (int64_t r = r0; r < r1; ++r) {
+        const T* gr = gates + r * 4 * H;
+        T* dgr = dgates + r * 4 * H;
+        const int64_t o = r * H;
+        const T dh = dh1[o + j] + (dh2 ? dh2[o + j] : T(0));
+        T da[4], dcp;
+        lstm_gates_backward<T, ScalarGateMath<T>>(gr[j], gr[H + j], gr[2 * H + j], gr[3 * H + j], c_prev[o + j],
+                                                  c[o + j], dh, dc ? dc[o + j] : T(0), da[0], da[1], da[2], da[3],
+                                                  dcp);
+        for (int k = 0; k < 4; ++k) {
+          dgr[k * H + j] = da[k];
+          dbias[k * H + j] += da[k];
+        }
+        dc_prev[o + j] = dcp;
+      }
   }
 }
 
@@ -209,52 +217,52 @@ void gru_backward_pass(int64_t rows, int64_t H, int64_t j0, int64_t j1, const T*
   using V = Vec<T>;
   using R = typename V::R;
   constexpr int W = V::W;
-  for (int64_t r = 0; r < rows; ++r) {
-    const T* sr = saved + r * 4 * H;
-    T* dgir = dgi + r * 3 * H;
-    T* dghr = dgh + r * 3 * H;
-    const int64_t o = r * H;
+  for (int64_t r0 = 0; r0 < rows; r0 += kSumRows) {
+    const int64_t r1 = std::min(rows, r0 + kSumRows);
     int64_t j = j0;
     for (; j + W <= j1; j += W) {
-      R dh = V::load(dh1 + o + j);
-      if (dh2) dh = V::add(dh, V::load(dh2 + o + j));
-      R dr, dz, dni, dnh, dhp;
-      gru_gates_backward<R, VecGateMath<T>>(V::load(sr + j), V::load(sr + H + j), V::load(sr + 2 * H + j),
-                                            V::load(sr + 3 * H + j), V::load(h_prev + o + j), dh, dr, dz, dni, dnh,
-                                            dhp);
-      V::store(dgir + j, dr);
-      V::store(dgir + H + j, dz);
-      V::store(dgir + 2 * H + j, dni);
-      V::store(dghr + j, dr);
-      V::store(dghr + H + j, dz);
-      V::store(dghr + 2 * H + j, dnh);
-      V::store(dh_prev + o + j, dhp);
-      V::store(dbi + j, V::add(V::load(dbi + j), dr));
-      V::store(dbi + H + j, V::add(V::load(dbi + H + j), dz));
-      V::store(dbi + 2 * H + j, V::add(V::load(dbi + 2 * H + j), dni));
-      V::store(dbh + j, V::add(V::load(dbh + j), dr));
-      V::store(dbh + H + j, V::add(V::load(dbh + H + j), dz));
-      V::store(dbh + 2 * H + j, V::add(V::load(dbh + 2 * H + j), dnh));
+      R sum[4] = {V::zero(), V::zero(), V::zero(), V::zero()};  // r, z, n (input part), n (hidden part)
+      for (int64_t r = r0; r < r1; ++r) {
+        const T* sr = saved + r * 4 * H;
+        T* dgir = dgi + r * 3 * H;
+        T* dghr = dgh + r * 3 * H;
+        const int64_t o = r * H;
+        R dh = V::load(dh1 + o + j);
+        if (dh2) dh = V::add(dh, V::load(dh2 + o + j));
+        R d[4], dhp;
+        gru_gates_backward<R, VecGateMath<T>>(V::load(sr + j), V::load(sr + H + j), V::load(sr + 2 * H + j),
+                                              V::load(sr + 3 * H + j), V::load(h_prev + o + j), dh, d[0], d[1],
+                                              d[2], d[3], dhp);
+        V::store(dgir + j, d[0]);
+        V::store(dgir + H + j, d[1]);
+        V::store(dgir + 2 * H + j, d[2]);
+        V::store(dghr + j, d[0]);
+        V::store(dghr + H + j, d[1]);
+        V::store(dghr + 2 * H + j, d[3]);
+        V::store(dh_prev + o + j, dhp);
+        for (int k = 0; k < 4; ++k) sum[k] = V::add(sum[k], d[k]);
+      }
+      for (int k = 0; k < 3; ++k) {
+        V::store(dbi + k * H + j, V::add(V::load(dbi + k * H + j), sum[k]));
+        V::store(dbh + k * H + j, V::add(V::load(dbh + k * H + j), sum[k == 2 ? 3 : k]));
+      }
     }
-    for (; j < j1; ++j) {
-      const T dh = dh1[o + j] + (dh2 ? dh2[o + j] : T(0));
-      T dr, dz, dni, dnh, dhp;
-      gru_gates_backward<T, ScalarGateMath<T>>(sr[j], sr[H + j], sr[2 * H + j], sr[3 * H + j], h_prev[o + j], dh, dr,
-                                               dz, dni, dnh, dhp);
-      dgir[j] = dr;
-      dgir[H + j] = dz;
-      dgir[2 * H + j] = dni;
-      dghr[j] = dr;
-      dghr[H + j] = dz;
-      dghr[2 * H + j] = dnh;
-      dh_prev[o + j] = dhp;
-      dbi[j] += dr;
-      dbi[H + j] += dz;
-      dbi[2 * H + j] += dni;
-      dbh[j] += dr;
-      dbh[H + j] += dz;
-      dbh[2 * H + j] += dnh;
-    }
+    for (; j < j1; ++j)
+      for (int64_t r = r0; r < r1; ++r) {
+        const T* sr = saved + r * 4 * H;
+        const int64_t o = r * H;
+        const T dh = dh1[o + j] + (dh2 ? dh2[o + j] : T(0));
+        T d[4], dhp;
+        gru_gates_backward<T, ScalarGateMath<T>>(sr[j], sr[H + j], sr[2 * H + j], sr[3 * H + j], h_prev[o + j], dh,
+                                                 d[0], d[1], d[2], d[3], dhp);
+        for (int k = 0; k < 3; ++k) {
+          dgi[r * 3 * H + k * H + j] = d[k];
+          dgh[r * 3 * H + k * H + j] = d[k == 2 ? 3 : k];
+          dbi[k * H + j] += d[k];
+          dbh[k * H + j] += d[k == 2 ? 3 : k];
+        }
+        dh_prev[o + j] = dhp;
+      }
   }
 }
 
