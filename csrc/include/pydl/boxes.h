@@ -3,11 +3,7 @@
 // defined behaviour on degenerate, inverted and NaN boxes).
 #pragma once
 
-#if defined(__CUDACC__)
-#define PYDL_HOST_DEVICE __host__ __device__
-#else
-#define PYDL_HOST_DEVICE
-#endif
+#include "pydl/host_device.h"
 
 namespace pydl {
 

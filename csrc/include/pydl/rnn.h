@@ -12,13 +12,7 @@
 
 #include "pydl/isa.h"
 
-#if !defined(PYDL_HOST_DEVICE)
-#if defined(__CUDACC__)
-#define PYDL_HOST_DEVICE __host__ __device__
-#else
-#define PYDL_HOST_DEVICE
-#endif
-#endif
+#include "pydl/host_device.h"
 
 namespace pydl {
 

@@ -9,11 +9,7 @@
 
 #include "pydl/isa.h"
 
-#if defined(__CUDACC__)
-#define PYDL_HOST_DEVICE __host__ __device__
-#else
-#define PYDL_HOST_DEVICE
-#endif
+#include "pydl/host_device.h"
 
 namespace pydl {
 
