@@ -3,6 +3,7 @@
 #include <pybind11/pybind11.h>
 
 #include <algorithm>
+#include <exception>
 #include <string>
 
 #include "pydl/checks.h"
@@ -35,13 +36,20 @@ void gemm_batched(const GemmArgs<T>& first, int64_t batch, int64_t bs_a, int64_t
   }
   // Small products: one thread each, the batch split across the team.
   const int team = threads_for(flops * batch, kGrain);
+  std::exception_ptr failure;  // an exception may not leave an OpenMP region: carry it out
 #pragma omp parallel for schedule(static) num_threads(team) if (team > 1)
   for (int64_t b = 0; b < batch; ++b) {
     GemmArgs<T> g = first;
     g.A += b * bs_a; g.B += b * bs_b; g.C += b * bs_c;
     g.threads = 1;
-    kernel(g);
+    try {
+      kernel(g);
+    } catch (...) {
+#pragma omp critical(pydl_gemm_failure)
+      if (!failure) failure = std::current_exception();
+    }
   }
+  if (failure) std::rethrow_exception(failure);
 }
 
 template void gemm_batched<float>(const GemmArgs<float>&, int64_t, int64_t, int64_t, int64_t);

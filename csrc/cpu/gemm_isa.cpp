@@ -32,6 +32,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <memory>
 #include <new>
 #include <vector>
@@ -247,6 +248,7 @@ void gemm(const GemmArgs<T>& g) {
   }
   const int64_t rows = ((M + tm - 1) / tm + MR - 1) / MR * MR;
   const int64_t cols = ((N + tn - 1) / tn + NR - 1) / NR * NR;
+  std::exception_ptr failure;  // an exception may not leave an OpenMP region: carry it out
 #pragma omp parallel for num_threads(tm * tn) schedule(static)
   for (int t = 0; t < tm * tn; ++t) {
     const int64_t r0 = (t / tn) * rows, c0 = (t % tn) * cols;
@@ -257,8 +259,14 @@ void gemm(const GemmArgs<T>& g) {
     part.A += r0 * g.rs_a;
     part.B += c0 * g.cs_b;
     part.C += r0 * g.rs_c + c0;
-    gemm_serial(part);
+    try {
+      gemm_serial(part);  // throws std::bad_alloc if its packing buffers cannot grow
+    } catch (...) {
+#pragma omp critical(pydl_gemm_failure)
+      if (!failure) failure = std::current_exception();
+    }
   }
+  if (failure) std::rethrow_exception(failure);
 }
 
 }  // namespace
