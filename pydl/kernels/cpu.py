@@ -4,25 +4,12 @@ Every function has the signature of its reference twin in :mod:`pydl.kernels.ref
 Arguments are checked in the binding (clear ``TypeError``/``ValueError`` naming the op and
 the argument); the GIL is released while a kernel runs.
 """
+import numpy as np
+
 from .. import _C
+from . import reference
 from ._gemm_grad import gemm_backward_with
 
-OPS = ("gemm", "gemm_backward",
-       "softmax_forward", "softmax_backward", "log_softmax_forward", "log_softmax_backward",
-       "cross_entropy_forward", "cross_entropy_backward", "svm_loss_forward", "svm_loss_backward",
-       "conv2d_forward", "conv2d_backward", "conv_transpose2d_forward", "conv_transpose2d_backward",
-       "max_pool2d_forward", "max_pool2d_backward", "max_unpool2d_forward", "max_unpool2d_backward",
-       "avg_pool2d_forward", "avg_pool2d_backward", "adaptive_avg_pool2d_forward",
-       "adaptive_avg_pool2d_backward", "adaptive_max_pool2d_forward", "adaptive_max_pool2d_backward",
-       "fractional_max_pool2d_forward", "fractional_max_pool2d_backward", "batch_norm_forward",
-       "batch_norm_backward", "layer_norm_forward", "layer_norm_backward", "group_norm_forward",
-       "group_norm_backward", "upsample_nearest2d_forward", "upsample_nearest2d_backward",
-       "upsample_bilinear2d_forward", "upsample_bilinear2d_backward", "pixel_shuffle_forward",
-       "pixel_shuffle_backward", "pixel_unshuffle_forward", "pixel_unshuffle_backward", "dropout_forward",
-       "dropout_backward",
-       "attention_forward", "attention_backward", "lstm_cell_forward", "lstm_cell_backward", "gru_cell_forward",
-       "gru_cell_backward", "lstm_forward", "lstm_backward", "gru_forward", "gru_backward", "embedding_forward",
-       "embedding_backward")
 
 gemm = _C.gemm
 
@@ -100,8 +87,6 @@ def gemm_backward(grad_out, a, b, *, trans_a=False, trans_b=False, alpha=1.0):
 # boxes (csrc/cpu/boxes.cpp): IoU, GIoU, NMS (64-box bitmask blocks), RoI Align / pool.
 # box_area and box_convert are a few NumPy element-wise products: no C++ needed, the
 # dtype of the boxes is kept.
-OPS = OPS + ("box_area", "box_convert", "box_iou", "generalized_box_iou", "nms", "batched_nms",
-             "roi_align_forward", "roi_align_backward", "roi_pool_forward", "roi_pool_backward")
 box_iou = _C.box_iou
 generalized_box_iou = _C.generalized_box_iou
 nms = _C.nms
@@ -114,17 +99,15 @@ roi_pool_backward = _C.roi_pool_backward
 
 def box_area(boxes):
     """``(x2 - x1) * (y2 - y1)``: (N, 4) -> (N,), in the boxes' dtype."""
-    from .reference.boxes import box_area as ref
-    import numpy as np
-
     b = np.asarray(boxes)
-    return ref(b).astype(b.dtype if b.dtype.kind == "f" else np.float64)
+    return reference.box_area(b).astype(b.dtype if b.dtype.kind == "f" else np.float64)
 
 
 def box_convert(boxes, in_fmt, out_fmt):
     """Converts (N, 4) boxes between "xyxy", "xywh" and "cxcywh", in the boxes' dtype."""
-    from .reference.boxes import box_convert as ref
-    import numpy as np
-
     b = np.asarray(boxes)
-    return ref(b, in_fmt, out_fmt).astype(b.dtype if b.dtype.kind == "f" else np.float64)
+    return reference.box_convert(b, in_fmt, out_fmt).astype(b.dtype if b.dtype.kind == "f" else np.float64)
+
+
+# What this backend implements, in the reference's order (the registry reads it).
+OPS = tuple(op for op in reference.OPS if op in globals())
