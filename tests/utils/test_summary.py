@@ -126,3 +126,42 @@ def test_docstring_examples():
     result = doctest.testmod(importlib.import_module("pydl.utils.summary"), extraglobs={"pydl": pydl, "np": np},
                              optionflags=doctest.NORMALIZE_WHITESPACE, verbose=False)
     assert result.failed == 0
+
+
+class SeedsTransformerBlock(nn.Module):
+    """The cheat sheet's exercise: one self-attention layer (queries, keys and values, each a
+    D x D projection) and one MLP layer (D x D); biases and layer norms excluded."""
+
+    def __init__(self, d):
+        super().__init__()
+        self.query, self.key, self.value = (nn.Linear(d, d, bias=False) for _ in range(3))
+        self.mlp = nn.Linear(d, d, bias=False)
+
+    def forward(self, x):
+        q, k, v = self.query(x), self.key(x), self.value(x)
+        y = nn.functional.scaled_dot_product_attention(q, k, v)
+        return self.mlp(y)
+
+
+def _weights_without_biases_and_norms(s, model):
+    norms = {name for name, m in model.named_modules() if isinstance(m, nn.LayerNorm)}
+    total = s.total_params
+    for name, p in model.named_parameters():
+        if name.endswith("bias") or name.rsplit(".", 1)[0] in norms:
+            total -= p.numel()
+    return total
+
+
+@pytest.mark.parametrize("d", [8, 32])
+def test_seeds_transformer_block_has_4_d_squared_parameters(d):
+    block = SeedsTransformerBlock(d)
+    s = summary(block, (5, d), verbose=False)  # 5 tokens of dimension D
+    assert s.total_params == 4 * d * d
+
+
+@pytest.mark.parametrize("d", [8, 32])
+def test_standard_transformer_block_has_12_d_squared_weights(d):
+    # Q, K, V and the output projection (4 D^2) plus an MLP of width 4D (8 D^2).
+    block = nn.TransformerEncoderLayer(d, 2, dim_feedforward=4 * d, batch_first=True)
+    s = summary(block, (5, d), verbose=False)
+    assert _weights_without_biases_and_norms(s, block) == 12 * d * d
