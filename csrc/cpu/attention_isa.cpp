@@ -60,6 +60,7 @@
 
 #include "pydl/attention.h"
 #include "pydl/parallel.h"
+#include "pydl/scratch.h"
 #include "pydl/simd.h"
 #include "pydl/simd_math.h"
 #include "pydl/tile_product.h"
@@ -121,31 +122,9 @@ void mask_causal(int64_t i0, int64_t j0, int64_t nk, T* ST, int64_t bq) {
   }
 }
 
-// A buffer that grows and is reused by the calling thread across calls (64-byte aligned).
-// Each kernel takes one for its whole team BEFORE its parallel region (an allocation
-// failure then reaches Python as MemoryError instead of ending the process inside the
-// region) and hands every thread its own slice of it.
-template <typename T>
-struct Scratch {
-  std::unique_ptr<T[], void (*)(void*)> buf{nullptr, std::free};
-  size_t cap = 0;
-  T* get(size_t n) {
-    if (n > cap) {
-      void* p = std::aligned_alloc(64, ((n * sizeof(T) + 63) / 64) * 64);
-      if (!p) throw std::bad_alloc();
-      buf = std::unique_ptr<T[], void (*)(void*)>(static_cast<T*>(p), std::free);
-      cap = n;
-    }
-    return buf.get();
-  }
-};
-
-template <typename T, int Slot>
-T* caller_scratch(size_t n) {
-  thread_local Scratch<T> s;
-  return s.get(n);
-}
-
+// Workspace: each kernel takes one thread_scratch (pydl/scratch.h) for its whole team
+// BEFORE its parallel region (an allocation failure then reaches Python as MemoryError
+// instead of ending the process inside the region) and hands every thread its own slice.
 int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
 // Elements of a thread's slice, rounded to whole cache lines (no false sharing).
@@ -251,7 +230,7 @@ void attention_forward(const AttentionArgs<T>& a) {
   const int64_t items = a.BH * tiles;
   const int threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(a.threads, items)));
   const size_t per_thread = forward_workspace(a, bq);
-  T* ws = caller_scratch<T, 0>(per_thread * static_cast<size_t>(threads));
+  T* ws = thread_scratch<T, 0>(per_thread * static_cast<size_t>(threads));
   if (threads == 1) {
     for (int64_t it = 0; it < items; ++it) forward_tile(a, it / tiles, (it % tiles) * bq, bq, ws);
     return;
@@ -451,7 +430,7 @@ void attention_backward(const AttentionArgs<T>& a) {
   if (threads == 1 || a.BH >= threads) {
     // Whole heads per thread: each its own packed head, dQ and key-tile workspace.
     const size_t per_thread = slice_size<T>(static_cast<int64_t>(pack_size(a, bq) + dq_size)) + tile_ws;
-    T* ws = caller_scratch<T, 1>(per_thread * static_cast<size_t>(threads));
+    T* ws = thread_scratch<T, 1>(per_thread * static_cast<size_t>(threads));
     auto whole_head = [&](int64_t bh, T* mine) {
       T* dq = mine;  // (L, Dp)
       std::fill(dq, dq + dq_size, T(0));
@@ -472,7 +451,7 @@ void attention_backward(const AttentionArgs<T>& a) {
   const int team = static_cast<int>(std::min<int64_t>(threads, key_tiles));
   const size_t pack = slice_size<T>(static_cast<int64_t>(pack_size(a, bq)));
   const size_t per_thread = slice_size<T>(static_cast<int64_t>(dq_size)) + tile_ws;
-  T* ws = caller_scratch<T, 1>(pack + dq_size + per_thread * static_cast<size_t>(team));
+  T* ws = thread_scratch<T, 1>(pack + dq_size + per_thread * static_cast<size_t>(team));
   T* dq = ws + pack;                  // (L, Dp): the sum of the parts
   T* parts = dq + dq_size;            // team x (dQ part, key-tile workspace)
   for (int64_t bh = 0; bh < a.BH; ++bh) {

@@ -63,6 +63,7 @@
 #include "pydl/conv.h"
 #include "pydl/gemm.h"
 #include "pydl/parallel.h"
+#include "pydl/scratch.h"
 
 namespace pydl {
 namespace {
@@ -79,24 +80,6 @@ template <typename T>
 void run_gemm(const GemmArgs<T>& g) {
   if constexpr (std::is_same_v<T, float>) pick_gemm_kernels().f32(g);
   else pick_gemm_kernels().f64(g);
-}
-
-// A buffer that grows and is reused by the same thread across calls (one per slot).
-template <typename T, int slot>
-T* thread_buffer(size_t n) {
-  struct Buffer {
-    std::unique_ptr<T[], void (*)(void*)> data{nullptr, std::free};
-    size_t cap = 0;
-  };
-  thread_local Buffer buf;
-  if (n > buf.cap) {
-    buf.data.reset();
-    void* p = std::aligned_alloc(64, ((std::max<size_t>(n, 1) * sizeof(T) + 63) / 64) * 64);
-    if (!p) throw std::bad_alloc();
-    buf.data = std::unique_ptr<T[], void (*)(void*)>(static_cast<T*>(p), std::free);
-    buf.cap = n;
-  }
-  return buf.data.get();
 }
 
 // Output rows per tile: as many as fit the column-buffer budget, at least one.
@@ -131,7 +114,7 @@ void forward_depthwise(const ConvGeometry& g, const T* x, const T* w, const T* b
 #pragma omp parallel for schedule(static) num_threads(t) if (t > 1)
   for (int64_t p = 0; p < planes; ++p) {
     const int64_t c = p % g.C;
-    T* scratch = thread_buffer<T, 1>(size_t(depthwise_scratch_size(g)));
+    T* scratch = thread_scratch<T, 1>(size_t(depthwise_scratch_size(g)));
     L.depthwise_forward(g, x + p * g.HW(), w + c * Kg * KK, bias ? bias + c * Kg : nullptr, out + p * Kg * g.OHW(),
                         scratch);
   }
@@ -192,10 +175,10 @@ void forward_gemm(const ConvGeometry& g, const T* x, const T* w, const T* bias, 
   for (int64_t task = 0; task < g.N * tiles; ++task) {
     const int64_t n = task / tiles, oh0 = (task % tiles) * rows, oh1 = std::min(g.OH, oh0 + rows);
     const int64_t tileN = (oh1 - oh0) * OW;
-    T* cols = pointwise ? nullptr : thread_buffer<T, 0>(size_t(CKK * rows * OW));  // (CKK, tileN)
-    T* scratch = thread_buffer<T, 1>(size_t(conv_scratch_size(g, rows)));
+    T* cols = pointwise ? nullptr : thread_scratch<T, 0>(size_t(CKK * rows * OW));  // (CKK, tileN)
+    T* scratch = thread_scratch<T, 1>(size_t(conv_scratch_size(g, rows)));
     // (tileN, Kg) when transposed, (Kp, tileN) when padded
-    T* aside = transposed || padded ? thread_buffer<T, 2>(size_t(rows * OW * (transposed ? Kg : Kp))) : nullptr;
+    T* aside = transposed || padded ? thread_scratch<T, 2>(size_t(rows * OW * (transposed ? Kg : Kp))) : nullptr;
     for (int64_t gi = 0; gi < g.G; ++gi) {
       const T* xg = x + (n * g.C + gi * Cg) * g.HW();  // (Cg, H, W)
       T* o = out + (n * g.K + gi * Kg) * OHW + oh0 * OW;  // (Kg, tileN), row stride OHW
@@ -251,7 +234,7 @@ void backward_depthwise(const ConvGeometry& g, const T* grad_out, const T* x, co
   const int t = threads_for(work, kGrain / 4);
 #pragma omp parallel for schedule(static) num_threads(t) if (t > 1)
   for (int64_t c = 0; c < g.C; ++c) {
-    T* scratch = thread_buffer<T, 1>(size_t(depthwise_scratch_size(g)));
+    T* scratch = thread_scratch<T, 1>(size_t(depthwise_scratch_size(g)));
     std::vector<double> acc(grad_w ? size_t(Kg * KK) : 0, 0.0);  // (Kg, KH, KW)
     for (int64_t n = 0; n < g.N; ++n)
       L.depthwise_backward(g, grad_out + (n * g.K + c * Kg) * OHW, x ? x + (n * g.C + c) * HW : nullptr,
@@ -295,8 +278,8 @@ void backward_gemm(const ConvGeometry& g, const T* grad_out, const T* x, const T
 #pragma omp parallel num_threads(s.outer) if (s.outer > 1)
   {
     const int me = s.outer > 1 ? omp_get_thread_num() : 0;
-    T* cols = pointwise ? nullptr : thread_buffer<T, 0>(size_t(Mx * rows * OW));  // (CKK or CKKp, tileN)
-    T* scratch = thread_buffer<T, 1>(size_t(conv_scratch_size(g, rows)));
+    T* cols = pointwise ? nullptr : thread_scratch<T, 0>(size_t(Mx * rows * OW));  // (CKK or CKKp, tileN)
+    T* scratch = thread_scratch<T, 1>(size_t(conv_scratch_size(g, rows)));
 #pragma omp for schedule(static)
     for (int64_t n = 0; n < g.N; ++n) {
       if (grad_x) std::fill(grad_x + n * g.C * HW, grad_x + (n + 1) * g.C * HW, T(0));
@@ -394,10 +377,10 @@ void forward_batched(const ConvGeometry& g, const T* x, const T* w, const T* bia
 #pragma omp parallel for schedule(static) num_threads(s.outer) if (s.outer > 1)
   for (int64_t task = 0; task < tasks; ++task) {
     const int64_t n0 = task * nb, nn = std::min(g.N, n0 + nb) - n0, cn = nn * OHW;
-    T* cols = thread_buffer<T, 0>(size_t(CKK * nb * OHW));
-    T* scratch = thread_buffer<T, 1>(size_t(conv_scratch_size(g, g.OH)));
-    T* aside = thread_buffer<T, 2>(size_t(nb * OHW * Kg));  // (cn, Kg) transposed, else (Kg, cn)
-    T* one = thread_buffer<T, 3>(size_t(CKK * OHW));
+    T* cols = thread_scratch<T, 0>(size_t(CKK * nb * OHW));
+    T* scratch = thread_scratch<T, 1>(size_t(conv_scratch_size(g, g.OH)));
+    T* aside = thread_scratch<T, 2>(size_t(nb * OHW * Kg));  // (cn, Kg) transposed, else (Kg, cn)
+    T* one = thread_scratch<T, 3>(size_t(CKK * OHW));
     for (int64_t gi = 0; gi < g.G; ++gi) {
       for (int64_t j = 0; j < nn; ++j) {
         L.im2col(g, x + ((n0 + j) * g.C + gi * Cg) * HW, 0, g.OH, one, scratch);
@@ -438,10 +421,10 @@ void backward_batched(const ConvGeometry& g, const T* grad_out, const T* x, cons
 #pragma omp parallel num_threads(s.outer) if (s.outer > 1)
   {
     const int me = s.outer > 1 ? omp_get_thread_num() : 0;
-    T* cols = thread_buffer<T, 0>(size_t(CKK * nb * OHW));
-    T* scratch = thread_buffer<T, 1>(size_t(conv_scratch_size(g, g.OH)));
-    T* gob = thread_buffer<T, 2>(size_t(Kg * nb * OHW));
-    T* one = thread_buffer<T, 3>(size_t(CKK * OHW));
+    T* cols = thread_scratch<T, 0>(size_t(CKK * nb * OHW));
+    T* scratch = thread_scratch<T, 1>(size_t(conv_scratch_size(g, g.OH)));
+    T* gob = thread_scratch<T, 2>(size_t(Kg * nb * OHW));
+    T* one = thread_scratch<T, 3>(size_t(CKK * OHW));
 #pragma omp for schedule(static)
     for (int64_t task = 0; task < tasks; ++task) {
       const int64_t n0 = task * nb, nn = std::min(g.N, n0 + nb) - n0, cn = nn * OHW;

@@ -39,6 +39,7 @@
 
 #include "pydl/gemm.h"
 #include "pydl/parallel.h"
+#include "pydl/scratch.h"
 #include "pydl/simd.h"
 
 namespace pydl::PYDL_ISA_NS {
@@ -59,30 +60,6 @@ template <> struct Blocking<double> { static constexpr int MR = 6, NV = 2, KC = 
 template <> struct Blocking<float> { static constexpr int MR = 6, NV = 2, KC = 256, MC = 96, NC = 1024; };
 template <> struct Blocking<double> { static constexpr int MR = 6, NV = 2, KC = 256, MC = 96, NC = 512; };
 #endif
-
-// A buffer that grows and is reused by the same thread across calls.
-template <typename T>
-T* scratch(std::unique_ptr<T[], void (*)(void*)>& buf, size_t& cap, size_t n) {
-  if (n > cap) {
-    void* p = std::aligned_alloc(64, ((n * sizeof(T) + 63) / 64) * 64);
-    if (!p) throw std::bad_alloc();
-    buf = std::unique_ptr<T[], void (*)(void*)>(static_cast<T*>(p), std::free);
-    cap = n;
-  }
-  return buf.get();
-}
-
-template <typename T>
-struct Workspace {
-  std::unique_ptr<T[], void (*)(void*)> a{nullptr, std::free}, b{nullptr, std::free};
-  size_t a_cap = 0, b_cap = 0;
-};
-
-template <typename T>
-Workspace<T>& workspace() {
-  thread_local Workspace<T> ws;
-  return ws;
-}
 
 // packed_a: (ceil(mc / MR), kc, MR) -- one MR-tall panel after another, column by column.
 template <typename T, int MR>
@@ -175,9 +152,8 @@ void gemm_serial(const GemmArgs<T>& g) {
   // MC: at most Bk::MC rows, evened out so no thin last block (1024 -> 8 x 128).
   const int64_t m_blocks = (M + Bk::MC - 1) / Bk::MC;
   const int64_t MC = std::min<int64_t>(Bk::MC, ((M + m_blocks - 1) / m_blocks + MR - 1) / MR * MR);
-  Workspace<T>& ws = workspace<T>();
-  T* packed_b = scratch(ws.b, ws.b_cap, size_t(KC) * ((NC + NR - 1) / NR) * NR);  // (NC / NR, KC, NR)
-  T* packed_a = scratch(ws.a, ws.a_cap, size_t(KC) * ((Bk::MC + MR - 1) / MR) * MR);  // (MC / MR, KC, MR)
+  T* packed_b = thread_scratch<T, 0>(size_t(KC) * ((NC + NR - 1) / NR) * NR);      // (NC / NR, KC, NR)
+  T* packed_a = thread_scratch<T, 1>(size_t(KC) * ((Bk::MC + MR - 1) / MR) * MR);  // (MC / MR, KC, MR)
 
   for (int64_t jc = 0; jc < N; jc += NC) {
     const int64_t nc = std::min(NC, N - jc);
