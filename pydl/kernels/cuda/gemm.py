@@ -1,44 +1,13 @@
-"""The CUDA backend (``pydl._C_cuda``): CuPy float32 / float64 arrays in and out.
-
-Same signatures as :mod:`pydl.kernels.reference`. Arrays are checked here (the CUDA
-module takes raw device pointers) and every kernel is launched on CuPy's current stream.
-The module imports without CuPy or the CUDA build (so its ``OPS`` can be listed
-anywhere); :func:`pydl.kernels.backend` checks that it can run before handing it out.
-"""
-from ._gemm_grad import gemm_backward_with
-
-try:
-    import cupy as cp
-
-    from .. import _C_cuda
-except ImportError:  # no CuPy or no CUDA build: pydl.cuda.status() says which
-    cp = _C_cuda = None
+"""gemm on the GPU (csrc/cuda/gemm.cu): strided and batched operands read in place."""
+from .._gemm_grad import gemm_backward_with
+from ._common import cp, element_strides, float_array, launcher, stream
 
 OPS = ("gemm", "gemm_backward")
 
 
-def _stream():
-    return cp.cuda.get_current_stream().ptr
-
-
-def _float_array(x, op, name):
-    if not isinstance(x, cp.ndarray):
-        raise TypeError(f"{op}: {name} must be a cupy.ndarray, got {type(x).__name__}")
-    if x.dtype not in (cp.float32, cp.float64):
-        raise TypeError(f"{op}: {name} must be float32 or float64, got {x.dtype}")
-    return x
-
-
-def _element_strides(x):
-    """Element strides of x, copying it first when they are not whole elements."""
-    if any(s % x.itemsize for s in x.strides):
-        x = cp.ascontiguousarray(x)
-    return x, [s // x.itemsize for s in x.strides]
-
-
 def _operand(x, trans):
     """(array, batch, rows, cols, batch stride, row stride, col stride) of op(x)."""
-    x, st = _element_strides(x)
+    x, st = element_strides(x)
     o = x.ndim - 2
     r, c = (o + 1, o) if trans else (o, o + 1)
     batch = x.shape[0] if x.ndim == 3 else 1
@@ -48,8 +17,8 @@ def _operand(x, trans):
 
 def gemm(a, b, c=None, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0):
     """``alpha * op(a) @ op(b) + beta * c`` on the GPU; shapes as the reference gemm."""
-    _float_array(a, "gemm", "a")
-    _float_array(b, "gemm", "b")
+    float_array(a, "gemm", "a")
+    float_array(b, "gemm", "b")
     if a.dtype != b.dtype:
         raise TypeError(f"gemm: a and b must have the same dtype, got {a.dtype} and {b.dtype}")
     for name, x in (("a", a), ("b", b)):
@@ -73,9 +42,8 @@ def gemm(a, b, c=None, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0):
     else:
         beta = 0.0
     if out.size:
-        launch = _C_cuda.gemm_f32 if a.dtype == cp.float32 else _C_cuda.gemm_f64
-        launch(batch, M, N, K, a.data.ptr, bs_a, rs_a, cs_a, b.data.ptr, bs_b, rs_b, cs_b,
-               out.data.ptr, M * N, N, float(alpha), float(beta), _stream())
+        launcher("gemm", a.dtype)(batch, M, N, K, a.data.ptr, bs_a, rs_a, cs_a, b.data.ptr, bs_b, rs_b, cs_b,
+               out.data.ptr, M * N, N, float(alpha), float(beta), stream())
     return out
 
 

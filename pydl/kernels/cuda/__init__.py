@@ -1,0 +1,12 @@
+"""The CUDA backend (``pydl._C_cuda``): CuPy float32 / float64 arrays in and out.
+
+Same signatures as :mod:`pydl.kernels.reference`, one module per kernel family (as
+``csrc/cuda/<family>.cu``). Arrays are checked in Python (the compiled module takes raw
+device pointers) and every kernel is launched on CuPy's current stream. The package
+imports without CuPy or the CUDA build, so its ``OPS`` can be listed anywhere.
+"""
+from . import gemm as _gemm
+from .gemm import gemm, gemm_backward
+
+_FAMILIES = (_gemm,)
+OPS = tuple(op for family in _FAMILIES for op in family.OPS)
