@@ -5,7 +5,7 @@
                                      --scheduler NAME --augment LIST --out DIR ...]
     pydl eval CHECKPOINT [--tta]
     pydl summary MODEL [--data DATASET]
-    pydl bench [FAMILY ...] [--json FILE] [--repeat N] [--threads N] [--quick]
+    pydl bench [FAMILY ...] [--json FILE] [--repeat N] [--threads N] [--quick] [--device cpu|cuda]
     pydl config
 
 Each subcommand is an ``add_<name>(subparsers)`` function registering its parser and the
@@ -21,7 +21,7 @@ def _bench(args):
     from . import bench
 
     return bench.run(args.families, repeat=args.repeat, threads=args.threads, quick=args.quick,
-                     json_path=args.json)
+                     json_path=args.json, device=args.device)
 
 
 def _positive_int(text):
@@ -50,6 +50,9 @@ def add_bench(subparsers):
     p.add_argument("--threads", type=_positive_int, metavar="N",
                    help="threads for pydl, PyTorch and NumPy's OpenBLAS (default: pydl's count)")
     p.add_argument("--quick", action="store_true", help="tiny shapes and 2 calls: checks the harness, not speed")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="cuda: the families' GPU cases (CuPy arrays, CUDA-event timing, PyTorch CUDA as the peer); "
+                        "exit status 2 with the reason where CUDA cannot run")
     p.set_defaults(func=_bench, check=lambda parser, args: _check_bench(parser, args, FAMILIES))
 
 

@@ -12,7 +12,7 @@ when a benchmark runs.
 import sys
 
 from . import families as _families
-from . import harness, machine, report
+from . import gpu, harness, machine, report
 from .harness import Case, Unavailable
 
 __all__ = ["Case", "Unavailable", "run"]
@@ -25,7 +25,7 @@ def _progress(text):
 
 
 def run(names=None, *, repeat=None, threads=None, quick=False, json_path=None, out=None,
-        budget_s=1.0, warmup=2):
+        budget_s=1.0, warmup=2, device="cpu"):
     """Benchmark the families ``names`` (all registered when empty); 0 if every check passed.
 
     names: family names or family modules; repeat: timed calls per implementation (default:
@@ -33,9 +33,20 @@ def run(names=None, *, repeat=None, threads=None, quick=False, json_path=None, o
     alike (default: pydl's current count); quick: the tiny ``QUICK`` shapes, 2 calls, no
     warm-up beyond the checking call (for tests). Returns 1 when an implementation gave a
     wrong result or raised (it is reported in the table and the JSON, not timed).
+    device: "cpu", or "cuda" for the families' GPU cases (:mod:`pydl.bench.gpu`; a family
+    without them is reported as "no cuda kernel"); returns 2 after printing why on stderr
+    when CUDA cannot run here (no CUDA build, no device or no CuPy).
     """
     import pydl
 
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"pydl bench: device must be 'cpu' or 'cuda', got {device!r}")
+    if device == "cuda":
+        why = gpu.unusable_reason()
+        if why is not None:
+            print(f"pydl bench --device cuda cannot run here: {why}", file=sys.stderr, flush=True)
+            return 2
+    on_gpu = device == "cuda"
     out = out or sys.stdout
     chosen = {}
     for n in names or list(_families.FAMILIES):
@@ -43,7 +54,7 @@ def run(names=None, *, repeat=None, threads=None, quick=False, json_path=None, o
             chosen[n] = _families.load(n)
         else:
             chosen[n.__name__.rsplit(".", 1)[-1]] = n
-    pause_s = harness.SWITCH_PAUSE_S
+    pause_s = 0.0 if on_gpu else harness.SWITCH_PAUSE_S
     if quick:
         repeat = 2 if repeat is None else repeat
         warmup = 0
@@ -57,15 +68,26 @@ def run(names=None, *, repeat=None, threads=None, quick=False, json_path=None, o
               f"call{'s' * (warmup != 1)}; implementations alternated in {harness.ROUNDS} rounds of bursts, "
               f"each burst after a {pause_s:g} s pause and one untimed call, order reversed every other round; GC off while timing; threads = the count each library was set to (a kernel "
               f"may use fewer on a small input)" + ("; --quick: tiny shapes" if quick else ""))
-    info.update(repeat=repeat, warmup=warmup, quick=quick, timing=timing)
+    if on_gpu:
+        timing = ("each GPU call timed with CUDA events recorded on CuPy's current stream after a device "
+                  "synchronize (launch overhead included); " + timing.split("; threads =")[0]
+                  + ("; --quick: tiny shapes" if quick else ""))
+    info.update(repeat=repeat, warmup=warmup, quick=quick, timing=timing, device=device)
+    if on_gpu:
+        info.update(gpu.info())
     print(report.header(info, timing), file=out, flush=True)
 
     results, failed = [], False
     for family, mod in chosen.items():
         family_results, notes, missing, broken = [], [], [], []
-        for shape in (mod.QUICK if quick else mod.SHAPES):
+        if on_gpu and not hasattr(mod, "cuda_case"):
+            print(report.unavailable(family, "no cuda kernel (the family has no cuda_case)"), file=out, flush=True)
+            continue
+        shapes = (mod.CUDA_QUICK if quick else mod.CUDA_SHAPES) if on_gpu else (mod.QUICK if quick else mod.SHAPES)
+        make_case = mod.cuda_case if on_gpu else mod.case
+        for shape in shapes:
             try:
-                case = mod.case(shape)
+                case = make_case(shape)
             except Unavailable as e:
                 missing.append(str(e))
                 continue
@@ -74,7 +96,7 @@ def run(names=None, *, repeat=None, threads=None, quick=False, json_path=None, o
                 continue
             _progress(f"pydl bench: {family} {case.name} ...")
             family_results += harness.measure(family, case, repeat=repeat, warmup=warmup, budget_s=budget_s,
-                                              pause_s=pause_s)
+                                              pause_s=pause_s, device=device)
             notes += case.notes
         _progress("")
         missing = list(dict.fromkeys(missing))

@@ -28,7 +28,7 @@ from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
-IMPLS = ("pydl", "reference", "numpy", "torch")
+IMPLS = ("pydl", "reference", "numpy", "cupy", "torch")
 MIN_REPEAT, MAX_REPEAT = 5, 200
 DEADLINE_FACTOR = 3.0
 # Timed calls come in ROUNDS bursts per implementation. Thread pools spin for a while
@@ -141,7 +141,10 @@ def torch_unavailable_reason():
 def to_numpy(x):
     """A float64 NumPy view of an array, a torch tensor, a CuPy array or a scalar."""
     if hasattr(x, "detach"):  # torch
-        x = x.detach().cpu().numpy()
+        x = x.detach()
+        if x.is_floating_point() and x.element_size() < 4:  # bfloat16 / float16: no NumPy twin
+            x = x.float()
+        x = x.cpu().numpy()
     elif hasattr(x, "get") and not isinstance(x, np.ndarray):  # cupy
         x = x.get()
     return np.asarray(x, dtype=np.float64)
@@ -182,7 +185,7 @@ def _call_once(fn):
     return out, time.perf_counter() - t0
 
 
-def _timed(fn):
+def _timed_on_host(fn):
     t0 = time.perf_counter()
     fn()
     return time.perf_counter() - t0
@@ -195,11 +198,23 @@ def _repeats(seconds_per_call, repeat, budget_s):
     return max(MIN_REPEAT, min(MAX_REPEAT, want))
 
 
-def measure(family, case, *, repeat=None, warmup=2, budget_s=1.0, pause_s=SWITCH_PAUSE_S):
-    """Check, warm up and time every implementation of ``case``; a list of :class:`Result`."""
+def measure(family, case, *, repeat=None, warmup=2, budget_s=1.0, pause_s=SWITCH_PAUSE_S, device="cpu"):
+    """Check, warm up and time every implementation of ``case``; a list of :class:`Result`.
+
+    device "cuda": the callables run on the GPU; each call is timed with CUDA events after a
+    synchronize (:func:`pydl.bench.gpu.time_call`), no pause between bursts (no CPU thread
+    pools to let go idle), and the threads column stays empty.
+    """
     from .machine import impl_threads
 
-    threads = {name: impl_threads(name, name in case.blas_impls) for name in case.run}
+    if device == "cuda":
+        from .gpu import time_call
+
+        pause_s = 0.0
+        threads = {name: None for name in case.run}
+    else:
+        time_call = _timed_on_host
+        threads = {name: impl_threads(name, name in case.blas_impls) for name in case.run}
     impls = [name for name in IMPLS if name in case.run] + [n for n in case.run if n not in IMPLS]
     expected = case.expected()
     results = {}
@@ -224,7 +239,7 @@ def measure(family, case, *, repeat=None, warmup=2, budget_s=1.0, pause_s=SWITCH
         best = dict(first_seconds)
         for w in range(warmup):
             for name in (timed if w % 2 == 0 else timed[::-1]):
-                best[name] = min(best[name], _timed(case.run[name]))
+                best[name] = min(best[name], time_call(case.run[name]))
         left = {name: _repeats(best[name], repeat, budget_s) for name in timed}
         burst = {name: max(1, math.ceil(left[name] / ROUNDS)) for name in timed}
         samples = {name: [] for name in timed}
@@ -239,7 +254,7 @@ def measure(family, case, *, repeat=None, warmup=2, budget_s=1.0, pause_s=SWITCH
                 time.sleep(pause_s)  # the previous implementation's threads go idle
                 case.run[name]()  # untimed: wakes this implementation's threads
                 for _ in range(min(burst[name], left[name])):
-                    samples[name].append(_timed(case.run[name]))
+                    samples[name].append(time_call(case.run[name]))
                     left[name] -= 1
             r += 1
     finally:

@@ -30,6 +30,12 @@ def header(m, timing):
                  f"{m['pydl_threads']} threads"),
         ("numpy", f"{m['numpy']}, {blas}{core}, {blas_threads} threads"),
         ("torch", torch),
+    ]
+    if m.get("device") == "cuda":
+        rows.append(("gpu", f"{m['gpu']} (sm {m['gpu_sm']}, {m['gpu_memory_gib']} GiB), CuPy {m['cupy']}, "
+                            f"CUDA runtime {m['cuda_runtime']}; torch CUDA "
+                            + (m["torch_cuda"] or f"not usable ({m['torch_cuda_missing']}): no torch rows")))
+    rows += [
         ("date", m["date"]),
         ("timing", timing),
     ]
