@@ -1,73 +1,313 @@
 // gemm on the GPU: C(M, N) = alpha * A(M, K) @ B(K, N) + beta * C, batched by grid.z.
 //
-// Algorithm: the classic shared-memory tiling. A block of 16 x 16 threads computes a
-// 64 x 64 tile of C, each thread a 4 x 4 register block; the K loop stages a 64 x 16 tile
-// of A and a 16 x 64 tile of B in shared memory per step. Operands are read through
-// their strides, so transposed views need no copy. This is the correct-first version;
-// the tuned kernels (vectorised loads, tensor cores) come with the CUDA issue.
+// Two kernels.
 //
-// Workspace: 2 x 64 x 16 elements of shared memory per block; nothing in global memory.
+// gemm_simt (float32 and float64, the default): register-blocked SGEMM. A block of 256
+// threads computes a 128 x 128 tile of C, each thread an 8 x 8 register block (rows
+// ty*4 + {0..3} and 64 + ty*4 + {0..3}, columns likewise from tx, so that every shared
+// memory read is one 4-wide vector). The K loop stages 128 x 8 tiles of A and of B in
+// shared memory, double-buffered: the next tile is read from global memory into
+// registers while the current one is multiplied, then stored into the other buffer (one
+// barrier per step). Both tiles are kept k-major, tile[p][r] (r = row of op(A) or
+// column of op(B)), so the inner product reads a row of each.
+// Global reads: each thread reads 4 consecutive elements along the operand's contiguous
+// axis, as one 16-byte vector when that axis has stride 1, the other stride is a multiple
+// of 4 and the base is 16-byte aligned (the common contiguous and transposed cases), and
+// element by element through the strides otherwise (sliced or negative-stride views):
+// no operand is ever copied.
+//
+// gemm_wmma (float32 data, opt-in): tensor cores through nvcuda::wmma (sm_80+), fp32
+// accumulation. Operands are rounded when staged in shared memory: to TF32 (10-bit
+// mantissa, round to nearest) or to bfloat16 (7-bit mantissa, round to nearest even).
+// A block of 8 warps computes a 128 x 128 tile (each warp 64 x 32: 4 x 2 fragments of
+// 16 x 16) over K steps of 32; the accumulators go back through a 16 x 16 staging tile
+// per warp so that alpha, beta and the edges are applied element by element.
+// Precision: each product carries the rounding of its two factors (relative 2^-11 for
+// TF32, 2^-8 for bf16), so a length-K sum of unit-size products is off by about
+// sqrt(K) * 2^-11 (TF32) or sqrt(K) * 2^-8 (bf16): tests/kernels/test_gemm.py states the
+// tolerances it allows.
+//
+// Workspace: shared memory only -- 2 x 2 x 8 x 132 elements (simt: 16.5 KiB float, 33 KiB
+// double); 128 x 36 + 32 x 132 floats + 8 KiB staging (TF32: 42.5 KiB) or the bf16 half
+// of the operand tiles (26.5 KiB). Nothing in global memory.
 // Checked by tests/kernels/test_gemm.py (marked cuda) against the float64 reference.
+#include <cuda_bf16.h>
+#include <mma.h>
+
+#include <cstdint>
+#include <stdexcept>
+#include <type_traits>
+
 #include "pydl/cuda_check.h"
 #include "pydl/gemm_cuda.h"
 
 namespace pydl::cuda {
 namespace {
 
-constexpr int TILE_M = 64, TILE_N = 64, TILE_K = 16, THREADS = 16, REG = 4;
+constexpr int64_t kMaxGridZ = 65535;  // products per launch (grid.z); more run in chunks
+
+// ---------------------------------------------------------------------------------------
+// gemm_simt
+// ---------------------------------------------------------------------------------------
+
+constexpr int BM = 128, BN = 128, BK = 8, THREADS = 256;
+constexpr int PAD = 4;  // tile rows padded by one vector: the k-fast stores hit distinct banks
+
+// One operand seen as an R x K matrix: element (r, p) at base[r * s_r + p * s_p].
+// A: r = row i of op(A). B: r = column j of op(B).
+template <typename T>
+struct Operand {
+  const T* base;
+  int64_t s_r, s_p, R;
+  bool p_fast;  // the thread's 4 elements run along p (K) rather than along r
+  bool vec;     // ... and are one aligned 16-byte-aligned vector read
+};
+
+// Four consecutive elements; one 16-byte load for float, two for double.
+template <typename T>
+__device__ __forceinline__ void load4(const T* src, T (&dst)[4]) {
+  if constexpr (std::is_same_v<T, float>) {
+    const float4 v = *reinterpret_cast<const float4*>(src);
+    dst[0] = v.x, dst[1] = v.y, dst[2] = v.z, dst[3] = v.w;
+  } else {
+    const double2 v0 = reinterpret_cast<const double2*>(src)[0], v1 = reinterpret_cast<const double2*>(src)[1];
+    dst[0] = v0.x, dst[1] = v0.y, dst[2] = v1.x, dst[3] = v1.y;
+  }
+}
 
 template <typename T>
-__global__ void gemm_tiled(int64_t M, int64_t N, int64_t K,
-                           const T* __restrict__ A, int64_t bs_a, int64_t rs_a, int64_t cs_a,
-                           const T* __restrict__ B, int64_t bs_b, int64_t rs_b, int64_t cs_b,
-                           T* __restrict__ C, int64_t bs_c, int64_t rs_c, T alpha, T beta) {
-  __shared__ T a_tile[TILE_K][TILE_M + 1];  // a_tile[p][i] = A(row0 + i, k0 + p)
-  __shared__ T b_tile[TILE_K][TILE_N];      // b_tile[p][j] = B(k0 + p, col0 + j)
-  const int64_t z = blockIdx.z;
-  A += z * bs_a; B += z * bs_b; C += z * bs_c;
-  const int64_t row0 = int64_t(blockIdx.y) * TILE_M, col0 = int64_t(blockIdx.x) * TILE_N;
-  const int tx = threadIdx.x, ty = threadIdx.y, tid = ty * THREADS + tx;
+__device__ __forceinline__ void store4(T* dst, const T (&src)[4]) {
+  if constexpr (std::is_same_v<T, float>) {
+    *reinterpret_cast<float4*>(dst) = make_float4(src[0], src[1], src[2], src[3]);
+  } else {
+    reinterpret_cast<double2*>(dst)[0] = make_double2(src[0], src[1]);
+    reinterpret_cast<double2*>(dst)[1] = make_double2(src[2], src[3]);
+  }
+}
 
-  T acc[REG][REG] = {};
-  for (int64_t k0 = 0; k0 < K; k0 += TILE_K) {
-    for (int e = tid; e < TILE_M * TILE_K; e += THREADS * THREADS) {
-      const int i = e / TILE_K, p = e % TILE_K;
+// Thread tid's 4 elements of the (R x BK) tile at k0: r = tid / 2 with p = k0 + (tid % 2) * 4
+// + {0..3} when p_fast, else p = k0 + tid / 32 with r = r0 + (tid % 32) * 4 + {0..3}.
+template <typename T>
+__device__ __forceinline__ void load_tile(const Operand<T>& o, int64_t r0, int64_t k0, int64_t K, int tid,
+                                          T (&v)[4]) {
+  const int64_t r = o.p_fast ? r0 + tid / 2 : r0 + (tid % 32) * 4;
+  const int64_t p = o.p_fast ? k0 + (tid % 2) * 4 : k0 + tid / 32;
+  const bool whole = o.p_fast ? (r < o.R && p + 3 < K) : (r + 3 < o.R && p < K);
+  if (o.vec && whole) {
+    load4(o.base + r * o.s_r + p * o.s_p, v);
+    return;
+  }
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const int64_t ri = o.p_fast ? r : r + i, pi = o.p_fast ? p + i : p;
+    v[i] = (ri < o.R && pi < K) ? o.base[ri * o.s_r + pi * o.s_p] : T(0);
+  }
+}
+
+// The same 4 elements into tile[p][r] (rows of BM + PAD).
+template <typename T>
+__device__ __forceinline__ void store_tile(bool p_fast, int tid, const T (&v)[4], T (*tile)[BM + PAD]) {
+  if (p_fast) {
+    const int r = tid / 2, p = (tid % 2) * 4;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) tile[p + i][r] = v[i];
+  } else {
+    store4(&tile[tid / 32][(tid % 32) * 4], v);
+  }
+}
+
+template <typename T>
+__global__ void __launch_bounds__(THREADS)
+gemm_simt(int64_t M, int64_t N, int64_t K, Operand<T> a, int64_t bs_a, Operand<T> b, int64_t bs_b,
+          T* __restrict__ C, int64_t bs_c, int64_t rs_c, T alpha, T beta) {
+  __shared__ __align__(16) T a_tile[2][BK][BM + PAD];  // a_tile[.][p][i] = A(row0 + i, k0 + p)
+  __shared__ __align__(16) T b_tile[2][BK][BN + PAD];  // b_tile[.][p][j] = B(k0 + p, col0 + j)
+  const int64_t z = blockIdx.z;
+  a.base += z * bs_a;
+  b.base += z * bs_b;
+  C += z * bs_c;
+  const int64_t row0 = int64_t(blockIdx.y) * BM, col0 = int64_t(blockIdx.x) * BN;
+  const int tid = threadIdx.x, ty = tid / 16, tx = tid % 16;
+
+  T acc[8][8] = {};
+  T va[4], vb[4];
+  load_tile(a, row0, 0, K, tid, va);
+  load_tile(b, col0, 0, K, tid, vb);
+  store_tile(a.p_fast, tid, va, a_tile[0]);
+  store_tile(b.p_fast, tid, vb, b_tile[0]);
+  __syncthreads();
+
+  const int64_t steps = (K + BK - 1) / BK;
+  for (int64_t s = 0; s < steps; ++s) {
+    const int cur = int(s & 1);
+    const bool more = s + 1 < steps;
+    if (more) {  // the next tile's global reads overlap this tile's products
+      load_tile(a, row0, (s + 1) * BK, K, tid, va);
+      load_tile(b, col0, (s + 1) * BK, K, tid, vb);
+    }
+#pragma unroll
+    for (int p = 0; p < BK; ++p) {
+      T ra[8], rb[8];
+      T lo[4], hi[4];
+      load4(&a_tile[cur][p][ty * 4], lo);
+      load4(&a_tile[cur][p][64 + ty * 4], hi);
+#pragma unroll
+      for (int i = 0; i < 4; ++i) ra[i] = lo[i], ra[4 + i] = hi[i];
+      load4(&b_tile[cur][p][tx * 4], lo);
+      load4(&b_tile[cur][p][64 + tx * 4], hi);
+#pragma unroll
+      for (int i = 0; i < 4; ++i) rb[i] = lo[i], rb[4 + i] = hi[i];
+#pragma unroll
+      for (int i = 0; i < 8; ++i)
+#pragma unroll
+        for (int j = 0; j < 8; ++j) acc[i][j] += ra[i] * rb[j];
+    }
+    if (more) {  // the other buffer was last read before the previous barrier
+      store_tile(a.p_fast, tid, va, a_tile[cur ^ 1]);
+      store_tile(b.p_fast, tid, vb, b_tile[cur ^ 1]);
+    }
+    __syncthreads();
+  }
+
+#pragma unroll
+  for (int i = 0; i < 8; ++i) {
+    const int64_t gi = row0 + (i < 4 ? ty * 4 + i : 64 + ty * 4 + i - 4);
+    if (gi >= M) continue;
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      const int64_t gj = col0 + (j < 4 ? tx * 4 + j : 64 + tx * 4 + j - 4);
+      if (gj >= N) continue;
+      T* c = C + gi * rs_c + gj;
+      *c = beta == T(0) ? alpha * acc[i][j] : alpha * acc[i][j] + beta * *c;
+    }
+  }
+}
+
+// R x K view of an operand; vector reads when the thread's 4 elements are contiguous and
+// every vector start is 16-byte aligned (base aligned, the other stride a multiple of 4).
+template <typename T>
+Operand<T> operand(const T* base, int64_t s_r, int64_t s_p, int64_t R, int64_t bs) {
+  Operand<T> o{base, s_r, s_p, R, false, false};
+  // The axis with the smaller stride is walked by consecutive elements of a thread.
+  const auto mag = [](int64_t v) { return v < 0 ? -v : v; };
+  o.p_fast = mag(s_p) <= mag(s_r);
+  const bool aligned = reinterpret_cast<uintptr_t>(base) % 16 == 0 && bs % 4 == 0;
+  o.vec = aligned && (o.p_fast ? (s_p == 1 && s_r % 4 == 0) : (s_r == 1 && s_p % 4 == 0));
+  return o;
+}
+
+// ---------------------------------------------------------------------------------------
+// gemm_wmma: TF32 / bf16 tensor cores, fp32 accumulation
+// ---------------------------------------------------------------------------------------
+
+namespace wmma = nvcuda::wmma;
+constexpr int TC_BM = 128, TC_BN = 128, TC_BK = 32, TC_WARPS = 8;
+
+// E: how an operand element is staged (float holding a TF32 value, or bf16); WK: the
+// fragment depth (8 for TF32, 16 for bf16); AK / BNP: padded tile rows (wmma wants a
+// row length in multiples of 16 bytes, and the padding spreads the rows over the banks).
+template <typename E>
+struct TcTraits;
+template <>
+struct TcTraits<float> {
+  static constexpr int WK = 8, AK = TC_BK + 4, BNP = TC_BN + 4;
+  using Prec = wmma::precision::tf32;
+  static __device__ __forceinline__ float round(float v) { return wmma::__float_to_tf32(v); }
+};
+template <>
+struct TcTraits<__nv_bfloat16> {
+  static constexpr int WK = 16, AK = TC_BK + 8, BNP = TC_BN + 8;
+  using Prec = __nv_bfloat16;
+  static __device__ __forceinline__ __nv_bfloat16 round(float v) { return __float2bfloat16(v); }
+};
+
+template <typename E>
+__global__ void __launch_bounds__(TC_WARPS * 32)
+gemm_wmma(int64_t M, int64_t N, int64_t K, const float* __restrict__ A, int64_t bs_a, int64_t rs_a, int64_t cs_a,
+          const float* __restrict__ B, int64_t bs_b, int64_t rs_b, int64_t cs_b, float* __restrict__ C,
+          int64_t bs_c, int64_t rs_c, float alpha, float beta) {
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
+  using Tr = TcTraits<E>;
+  __shared__ __align__(128) E a_tile[TC_BM][Tr::AK];   // a_tile[i][p] = A(row0 + i, k0 + p), rounded
+  __shared__ __align__(128) E b_tile[TC_BK][Tr::BNP];  // b_tile[p][j] = B(k0 + p, col0 + j), rounded
+  __shared__ __align__(128) float stage[TC_WARPS][16 * 16];
+  const int64_t z = blockIdx.z;
+  A += z * bs_a;
+  B += z * bs_b;
+  C += z * bs_c;
+  const int64_t row0 = int64_t(blockIdx.y) * TC_BM, col0 = int64_t(blockIdx.x) * TC_BN;
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  const int wm = warp / 4, wn = warp % 4;  // this warp's 64 x 32 piece: rows wm * 64, columns wn * 32
+  // Consecutive threads walk the axis with the smaller stride (coalesced reads).
+  const bool a_k_fast = (cs_a < 0 ? -cs_a : cs_a) <= (rs_a < 0 ? -rs_a : rs_a);
+  const bool b_n_fast = (cs_b < 0 ? -cs_b : cs_b) <= (rs_b < 0 ? -rs_b : rs_b);
+
+  wmma::fragment<wmma::accumulator, 16, 16, Tr::WK, float> acc[4][2];
+#pragma unroll
+  for (int i = 0; i < 4; ++i)
+#pragma unroll
+    for (int j = 0; j < 2; ++j) wmma::fill_fragment(acc[i][j], 0.0f);
+
+  for (int64_t k0 = 0; k0 < K; k0 += TC_BK) {
+    for (int e = tid; e < TC_BM * TC_BK; e += TC_WARPS * 32) {
+      const int i = a_k_fast ? e / TC_BK : e % TC_BM, p = a_k_fast ? e % TC_BK : e / TC_BM;
       const int64_t gi = row0 + i, gp = k0 + p;
-      a_tile[p][i] = (gi < M && gp < K) ? A[gi * rs_a + gp * cs_a] : T(0);
+      a_tile[i][p] = Tr::round((gi < M && gp < K) ? A[gi * rs_a + gp * cs_a] : 0.0f);
     }
-    for (int e = tid; e < TILE_K * TILE_N; e += THREADS * THREADS) {
-      const int p = e / TILE_N, j = e % TILE_N;
+    for (int e = tid; e < TC_BK * TC_BN; e += TC_WARPS * 32) {
+      const int j = b_n_fast ? e % TC_BN : e / TC_BK, p = b_n_fast ? e / TC_BN : e % TC_BK;
       const int64_t gp = k0 + p, gj = col0 + j;
-      b_tile[p][j] = (gp < K && gj < N) ? B[gp * rs_b + gj * cs_b] : T(0);
+      b_tile[p][j] = Tr::round((gp < K && gj < N) ? B[gp * rs_b + gj * cs_b] : 0.0f);
     }
     __syncthreads();
 #pragma unroll
-    for (int p = 0; p < TILE_K; ++p) {
-      T a_reg[REG], b_reg[REG];
+    for (int kk = 0; kk < TC_BK; kk += Tr::WK) {
+      wmma::fragment<wmma::matrix_a, 16, 16, Tr::WK, typename Tr::Prec, wmma::row_major> af[4];
+      wmma::fragment<wmma::matrix_b, 16, 16, Tr::WK, typename Tr::Prec, wmma::row_major> bf[2];
 #pragma unroll
-      for (int r = 0; r < REG; ++r) {
-        a_reg[r] = a_tile[p][ty + r * THREADS];
-        b_reg[r] = b_tile[p][tx + r * THREADS];
+      for (int i = 0; i < 4; ++i) wmma::load_matrix_sync(af[i], &a_tile[wm * 64 + i * 16][kk], Tr::AK);
+#pragma unroll
+      for (int j = 0; j < 2; ++j) wmma::load_matrix_sync(bf[j], &b_tile[kk][wn * 32 + j * 16], Tr::BNP);
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+#pragma unroll
+        for (int j = 0; j < 2; ++j) wmma::mma_sync(acc[i][j], af[i], bf[j], acc[i][j]);
+    }
+    __syncthreads();
+  }
+
+  float* st = stage[warp];
+#pragma unroll
+  for (int i = 0; i < 4; ++i)
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+      wmma::store_matrix_sync(st, acc[i][j], 16, wmma::mem_row_major);
+      __syncwarp();
+      for (int e = lane; e < 256; e += 32) {
+        const int64_t gi = row0 + wm * 64 + i * 16 + e / 16, gj = col0 + wn * 32 + j * 16 + e % 16;
+        if (gi < M && gj < N) {
+          float* c = C + gi * rs_c + gj;
+          *c = beta == 0.0f ? alpha * st[e] : alpha * st[e] + beta * *c;
+        }
       }
-#pragma unroll
-      for (int r = 0; r < REG; ++r)
-#pragma unroll
-        for (int s = 0; s < REG; ++s) acc[r][s] += a_reg[r] * b_reg[s];
+      __syncwarp();
     }
-    __syncthreads();
+#endif
+}
+
+// Launches `kernel` over grid (x, y) for `batch` products, at most kMaxGridZ per launch.
+template <typename Launch>
+void over_batch(int64_t batch, Launch launch) {
+  for (int64_t z0 = 0; z0 < batch; z0 += kMaxGridZ) {
+    launch(z0, static_cast<unsigned>(batch - z0 < kMaxGridZ ? batch - z0 : kMaxGridZ));
+    PYDL_CUDA_CHECK(cudaGetLastError());
   }
-#pragma unroll
-  for (int r = 0; r < REG; ++r) {
-    const int64_t i = row0 + ty + r * THREADS;
-    if (i >= M) continue;
-#pragma unroll
-    for (int s = 0; s < REG; ++s) {
-      const int64_t j = col0 + tx + s * THREADS;
-      if (j >= N) continue;
-      T* c = C + i * rs_c + j;
-      *c = beta == T(0) ? alpha * acc[r][s] : alpha * acc[r][s] + beta * *c;
-    }
-  }
+}
+
+dim3 tile_grid(int64_t M, int64_t N, int64_t tile_m, int64_t tile_n, unsigned z) {
+  const int64_t gy = (M + tile_m - 1) / tile_m;
+  if (gy > 65535) throw std::invalid_argument("gemm (cuda): M too large for one launch");
+  return dim3(static_cast<unsigned>((N + tile_n - 1) / tile_n), static_cast<unsigned>(gy), z);
 }
 
 }  // namespace
@@ -78,13 +318,36 @@ void gemm(int64_t batch, int64_t M, int64_t N, int64_t K,
           const T* B, int64_t bs_b, int64_t rs_b, int64_t cs_b,
           T* C, int64_t bs_c, int64_t rs_c, T alpha, T beta, cudaStream_t stream) {
   if (batch == 0 || M == 0 || N == 0) return;
-  if (batch > 65535) throw std::invalid_argument("gemm (cuda): batch of at most 65535 products per call");
-  dim3 grid(unsigned((N + TILE_N - 1) / TILE_N), unsigned((M + TILE_M - 1) / TILE_M), unsigned(batch));
-  if (grid.y > 65535) throw std::invalid_argument("gemm (cuda): M too large for one launch");
-  dim3 block(THREADS, THREADS);
-  gemm_tiled<T><<<grid, block, 0, stream>>>(M, N, K, A, bs_a, rs_a, cs_a, B, bs_b, rs_b, cs_b, C, bs_c, rs_c,
-                                            alpha, beta);
-  PYDL_CUDA_CHECK(cudaGetLastError());
+  over_batch(batch, [&](int64_t z0, unsigned nz) {
+    const Operand<T> a = operand(A + z0 * bs_a, rs_a, cs_a, M, bs_a);
+    const Operand<T> b = operand(B + z0 * bs_b, cs_b, rs_b, N, bs_b);
+    gemm_simt<T><<<tile_grid(M, N, BM, BN, nz), THREADS, 0, stream>>>(M, N, K, a, bs_a, b, bs_b, C + z0 * bs_c,
+                                                                     bs_c, rs_c, alpha, beta);
+  });
+}
+
+void gemm_tensor_core(TensorCorePrecision precision, int64_t batch, int64_t M, int64_t N, int64_t K,
+                      const float* A, int64_t bs_a, int64_t rs_a, int64_t cs_a,
+                      const float* B, int64_t bs_b, int64_t rs_b, int64_t cs_b,
+                      float* C, int64_t bs_c, int64_t rs_c, float alpha, float beta, cudaStream_t stream) {
+  if (batch == 0 || M == 0 || N == 0) return;
+  int device = 0, major = 0;
+  PYDL_CUDA_CHECK(cudaGetDevice(&device));
+  PYDL_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  if (major < 8)
+    throw std::invalid_argument("gemm (cuda): precision='tf32' / 'bf16' needs tensor cores of compute capability 8.0 "
+                                "or newer (Ampere, Hopper)");
+  over_batch(batch, [&](int64_t z0, unsigned nz) {
+    const dim3 grid = tile_grid(M, N, TC_BM, TC_BN, nz);
+    const float *a = A + z0 * bs_a, *b = B + z0 * bs_b;
+    float* c = C + z0 * bs_c;
+    if (precision == TensorCorePrecision::tf32)
+      gemm_wmma<float><<<grid, TC_WARPS * 32, 0, stream>>>(M, N, K, a, bs_a, rs_a, cs_a, b, bs_b, rs_b, cs_b, c,
+                                                            bs_c, rs_c, alpha, beta);
+    else
+      gemm_wmma<__nv_bfloat16><<<grid, TC_WARPS * 32, 0, stream>>>(M, N, K, a, bs_a, rs_a, cs_a, b, bs_b, rs_b,
+                                                                    cs_b, c, bs_c, rs_c, alpha, beta);
+  });
 }
 
 template void gemm<float>(int64_t, int64_t, int64_t, int64_t, const float*, int64_t, int64_t, int64_t, const float*,

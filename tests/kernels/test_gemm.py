@@ -189,3 +189,71 @@ def test_registry_lists_backends():
         kernels.available("nope")
     with pytest.raises(ValueError, match="unknown kernel backend 'tpu'"):
         kernels.backend("tpu")
+
+
+# ---------------------------------------------------------------------------------------
+# The CUDA gemm's opt-in tensor-core paths (precision="tf32" / "bf16", float32 only).
+# Both operands are rounded -- to TF32 (unit roundoff 2**-11) or bfloat16 (2**-8) -- and
+# products accumulate in float32, so a length-K sum of unit-normal products errs by about
+# sqrt(K) * roundoff. The tolerance allows 8x that (over 6 standard deviations), far
+# looser than float32's: the reason these paths are never the default.
+# ---------------------------------------------------------------------------------------
+
+CUDA_GEMM = [p for p in backends("gemm") if getattr(p, "values", (p,))[0] == "cuda"]
+ROUNDOFF = {"tf32": 2.0**-11, "bf16": 2.0**-8}
+
+
+def tensor_core_tolerance(precision, K):
+    return dict(rtol=4 * ROUNDOFF[precision], atol=8 * ROUNDOFF[precision] * max(1.0, np.sqrt(K)))
+
+
+@pytest.mark.parametrize("backend", CUDA_GEMM)
+@pytest.mark.parametrize("precision", ["tf32", "bf16"])
+@pytest.mark.parametrize("M,N,K", [(1, 1, 1), (7, 129, 33), (129, 7, 1000), (33, 65, 300), (300, 257, 513),
+                                   (0, 5, 3), (4, 5, 0)])
+@pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, False), (False, True), (True, True)])
+def test_tensor_core_gemm_matches_reference(backend, precision, M, N, K, trans_a, trans_b, rng):
+    xp = xp_for(backend)
+    a = rand(rng, (K, M) if trans_a else (M, K), np.float32, xp)
+    b = rand(rng, (N, K) if trans_b else (K, N), np.float32, xp)
+    got = kernels.get("gemm", backend)(a, b, trans_a=trans_a, trans_b=trans_b, precision=precision)
+    ref = reference.gemm(to_numpy(a), to_numpy(b), trans_a=trans_a, trans_b=trans_b)
+    assert_close(got, ref, np.float32, **tensor_core_tolerance(precision, K))
+
+
+@pytest.mark.parametrize("backend", CUDA_GEMM)
+@pytest.mark.parametrize("precision", ["tf32", "bf16"])
+def test_tensor_core_gemm_batched_strided_alpha_beta(backend, precision, rng):
+    xp = xp_for(backend)
+    big = rand(rng, (3, 90, 80), np.float32, xp)
+    a = big[:, ::2, 1::2]  # (3, 45, 40), strided
+    b = rand(rng, (40, 70), np.float32, xp)  # shared by the batch
+    c = rand(rng, (70,), np.float32, xp)
+    got = kernels.get("gemm", backend)(a, b, c, alpha=-1.5, beta=0.5, precision=precision)
+    ref = reference.gemm(to_numpy(a), to_numpy(b), to_numpy(c), alpha=-1.5, beta=0.5)
+    assert_close(got, ref, np.float32, **tensor_core_tolerance(precision, 40 * 1.5**2))
+    ga, gb = kernels.get("gemm_backward", backend)(xp.ones((3, 45, 70), np.float32), a, b, precision=precision)
+    ra, rb = reference.gemm_backward(np.ones((3, 45, 70)), to_numpy(a), to_numpy(b))
+    assert_close(ga, ra, np.float32, what="grad_a", **tensor_core_tolerance(precision, 70))
+    assert_close(gb, rb, np.float32, what="grad_b", **tensor_core_tolerance(precision, 3 * 45))
+
+
+@pytest.mark.parametrize("backend", CUDA_GEMM)
+@pytest.mark.parametrize("precision", ["tf32", "bf16"])
+def test_tensor_core_gemm_rounds_its_operands(backend, precision):
+    # 1 + 2**-15 is a float32 but neither a TF32 nor a bf16 number: it rounds to 1.
+    xp = xp_for(backend)
+    a = xp.full((1, 1), 1 + 2.0**-15, dtype=np.float32)
+    b = xp.ones((1, 1), dtype=np.float32)
+    assert float(to_numpy(kernels.get("gemm", backend)(a, b))[0, 0]) == 1 + 2.0**-15
+    assert float(to_numpy(kernels.get("gemm", backend)(a, b, precision=precision))[0, 0]) == 1.0
+
+
+@pytest.mark.parametrize("backend", CUDA_GEMM)
+def test_tensor_core_gemm_bad_precision(backend):
+    xp = xp_for(backend)
+    a = xp.ones((2, 2), dtype=np.float64)
+    with pytest.raises(TypeError, match="gemm: precision='tf32' takes float32 operands, got float64"):
+        kernels.get("gemm", backend)(a, a, precision="tf32")
+    with pytest.raises(ValueError, match="gemm: precision must be None, 'tf32' or 'bf16', got 'fp16'"):
+        kernels.get("gemm", backend)(a.astype(np.float32), a.astype(np.float32), precision="fp16")
