@@ -99,6 +99,8 @@ def _to_array(data, dtype=None):
     if isinstance(data, (list, tuple)) and any(isinstance(x, Tensor) for x in _flat(data)):
         data = _nested_to_arrays(data)
     if dtype is not None:
+        if hasattr(data, "__cuda_array_interface__"):  # a CuPy array stays on its device
+            return data.astype(dtype)
         return np.array(data, dtype=dtype)
     if isinstance(data, np.ndarray) or (hasattr(data, "__cuda_array_interface__") and hasattr(data, "dtype")):
         return data.copy()

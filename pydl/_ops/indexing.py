@@ -2,10 +2,12 @@
 
 Backward of an index is the copy gate run in reverse: the gradient is scattered into a
 zero tensor of the input's shape; an element picked several times by an integer index
-receives the sum of its gradients (``np.add.at``, an unbuffered scatter-add).
+receives the sum of its gradients (``np.add.at``, an unbuffered scatter-add). On a GPU
+tensor the index arrays and the scatter live on the GPU too (:mod:`pydl._device`).
 """
 import numpy as np
 
+from .._device import add_at, array_module, asarray_on, check_same_device
 from ..autograd.function import Node, sum_to_shape
 from ..autograd.grad_mode import GradMode
 from ..tensor import Tensor, _make
@@ -13,9 +15,9 @@ from ..tensor import Tensor, _make
 _BASIC = (int, slice, type(None), type(Ellipsis), np.integer)
 
 
-def _convert(idx):
-    """A NumPy index from a pydl one (Tensors -> arrays, lists -> arrays); and whether it
-    is advanced (integer arrays, which may repeat)."""
+def _convert(idx, like):
+    """A NumPy (or CuPy, for a ``like`` on the GPU) index from a pydl one (Tensors -> arrays,
+    lists -> arrays); and whether it is advanced (integer arrays, which may repeat)."""
     if not isinstance(idx, tuple):
         idx = (idx,)
     out = []
@@ -30,6 +32,10 @@ def _convert(idx):
             i = np.asarray(i)
             if i.dtype.kind == "f" and i.size == 0:
                 i = i.astype(np.int64)
+        if i.__class__ is np.ndarray and like.__class__ is not np.ndarray:
+            i = asarray_on(like, i)  # a host index of a GPU tensor moves to the GPU
+        elif i.__class__ is not like.__class__:
+            check_same_device("index", like, i)
         if hasattr(i, "dtype"):
             if i.dtype.kind in "iu":
                 repeats = True
@@ -47,9 +53,9 @@ class IndexBackward(Node):
         self.shape, self.idx, self.accumulate = shape, idx, accumulate
 
     def backward(self, grad):
-        g = np.zeros(self.shape, dtype=grad.dtype)
+        g = array_module(grad).zeros(self.shape, dtype=grad.dtype)
         if self.accumulate:
-            np.add.at(g, self.idx, grad)
+            add_at(g, self.idx, grad)
         else:
             g[self.idx] = grad
         return (g,)
@@ -57,8 +63,8 @@ class IndexBackward(Node):
 
 def getitem(a, idx):
     """``a[idx]``: a view for basic indices, a copy for integer arrays and masks."""
-    np_idx, repeats = _convert(idx)
     x = a.data
+    np_idx, repeats = _convert(idx, x)
     try:
         out = x[np_idx if len(np_idx) != 1 else np_idx[0]]
     except IndexError as e:
@@ -72,8 +78,10 @@ def getitem(a, idx):
 def setitem(a, idx, value):
     """``a[idx] = value``: in place, allowed while ``a`` is not recorded (no_grad, or no grad needed)."""
     a._check_inplace("__setitem__")
-    np_idx, _ = _convert(idx)
-    a.data[np_idx if len(np_idx) != 1 else np_idx[0]] = value.data if isinstance(value, Tensor) else value
+    np_idx, _ = _convert(idx, a.data)
+    v = value.data if isinstance(value, Tensor) else value
+    check_same_device("__setitem__", a.data, v)
+    a.data[np_idx if len(np_idx) != 1 else np_idx[0]] = v
 
 
 class WhereBackward(Node):
@@ -86,7 +94,7 @@ class WhereBackward(Node):
     def backward(self, grad):
         ex, ey = self.next_edges
         gx = gy = None
-        zero = np.zeros((), dtype=grad.dtype)
+        zero = array_module(grad).zeros((), dtype=grad.dtype)
         if ex is not None:
             gx = sum_to_shape(np.where(self.cond, grad, zero), self.x_shape)
         if ey is not None:
@@ -102,9 +110,10 @@ def where(condition, input=None, other=None):
     xd = input.data if isinstance(input, Tensor) else input
     yd = other.data if isinstance(other, Tensor) else other
     if not isinstance(input, Tensor) and isinstance(other, Tensor) and isinstance(xd, (int, float)):
-        xd = np.asarray(xd, dtype=yd.dtype if yd.dtype.kind == "f" or isinstance(xd, int) else None)
+        xd = asarray_on(yd, xd, dtype=yd.dtype if yd.dtype.kind == "f" or isinstance(xd, int) else None)
     if not isinstance(other, Tensor) and isinstance(input, Tensor) and isinstance(yd, (int, float)):
-        yd = np.asarray(yd, dtype=xd.dtype if xd.dtype.kind == "f" or isinstance(yd, int) else None)
+        yd = asarray_on(xd, yd, dtype=xd.dtype if xd.dtype.kind == "f" or isinstance(yd, int) else None)
+    check_same_device("where", cond, xd, yd)
     out = np.where(cond, xd, yd)
     rx = isinstance(input, Tensor) and input.requires_grad
     ry = isinstance(other, Tensor) and other.requires_grad
@@ -120,7 +129,8 @@ def masked_fill(a, mask, value):
     if m.dtype != np.bool_:
         raise RuntimeError(f"masked_fill only supports boolean masks, but got mask with dtype {m.dtype}")
     v = value.item() if isinstance(value, Tensor) else value
-    fill = np.asarray(v, dtype=a.dtype)
+    fill = asarray_on(a.data, v, dtype=a.dtype)
+    check_same_device("masked_fill", a.data, m)
     out = np.where(m, fill, a.data)
     if out.shape != a.shape:
         raise RuntimeError(f"masked_fill: the mask of shape {m.shape} must broadcast to the tensor's {a.shape}")
@@ -130,9 +140,11 @@ def masked_fill(a, mask, value):
 
 
 def _along(index, dim):
-    """Full index tuple for take/put along ``dim`` (``np.add.at`` needs explicit arrays)."""
-    grids = np.indices(index.shape, sparse=True)
-    return tuple(index if d == dim else g for d, g in enumerate(grids))
+    """Full index tuple for take/put along ``dim`` (``np.add.at`` needs explicit arrays): the
+    sparse grids of ``np.indices(index.shape, sparse=True)``, on index's device."""
+    xp, nd = array_module(index), index.ndim
+    return tuple(index if d == dim else xp.arange(n).reshape((1,) * d + (n,) + (1,) * (nd - d - 1))
+                 for d, n in enumerate(index.shape))
 
 
 class GatherBackward(Node):
@@ -141,16 +153,17 @@ class GatherBackward(Node):
         self.shape, self.index, self.dim = shape, index, dim
 
     def backward(self, grad):
-        g = np.zeros(self.shape, dtype=grad.dtype)
-        np.add.at(g, _along(self.index, self.dim), grad)
+        g = array_module(grad).zeros(self.shape, dtype=grad.dtype)
+        add_at(g, _along(self.index, self.dim), grad)
         return (g,)
 
 
 def gather(a, dim, index):
     """``out[i][j] = a[i][index[i][j]]`` for dim=1 (PyTorch's gather)."""
-    idx = index.data if isinstance(index, Tensor) else np.asarray(index)
+    idx = index.data if isinstance(index, Tensor) else asarray_on(a.data, index)
     if idx.dtype.kind not in "iu":
         raise RuntimeError(f"gather(): Expected dtype int64 for index, got {idx.dtype}")
+    check_same_device("gather", a.data, idx)
     d = dim % max(a.ndim, 1)
     if idx.ndim != a.ndim:
         raise RuntimeError(f"gather: index has {idx.ndim} dimensions but the input has {a.ndim}")
@@ -176,4 +189,4 @@ def nonzero(a, *, as_tuple=False):
     nz = np.nonzero(a.data)
     if as_tuple:
         return tuple(_make(i.astype(np.int64)) for i in nz)
-    return _make(np.stack(nz, axis=1).astype(np.int64) if nz else np.zeros((0, 0), dtype=np.int64))
+    return _make(np.stack(nz, axis=1).astype(np.int64) if nz else array_module(a.data).zeros((0, 0), dtype=np.int64))

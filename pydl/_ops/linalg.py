@@ -11,6 +11,7 @@ integer products fall back to NumPy (and have no gradient).
 """
 import numpy as np
 
+from .._device import check_same_device
 from ..autograd.function import Node, sum_to_shape
 from ..autograd.grad_mode import GradMode
 from ..kernels import cpu as _cpu
@@ -135,6 +136,8 @@ def matmul(a, b):
         else:
             return NotImplemented
     ad, bd = a.data, b.data
+    if ad.__class__ is not bd.__class__:
+        check_same_device("matmul", ad, bd)
     dt = ad.dtype
     if dt != bd.dtype or dt not in _FLOATS:
         if ad.dtype.kind in "fc" or bd.dtype.kind in "fc":

@@ -6,8 +6,10 @@ costs one Python call, not two.
 import numpy as np
 
 from .. import random as _random
+from .._device import asarray_on
 from ..autograd.grad_mode import GradMode
 from ..tensor import Tensor
+from . import creation as cr
 from . import indexing as ix
 from . import linalg as la
 from . import pointwise as pw
@@ -42,7 +44,7 @@ T.__or__ = T.__ror__ = lambda self, other: pw._no_grad_binary(self, other, np.bi
 T.__xor__ = T.__rxor__ = lambda self, other: pw._no_grad_binary(self, other, np.bitwise_xor)
 T.__invert__ = pw.bitwise_not
 T.__floordiv__ = pw.floor_divide
-T.__rfloordiv__ = lambda self, other: pw._no_grad_binary(pw._make(np.asarray(other)), self, np.floor_divide)
+T.__rfloordiv__ = lambda self, other: pw._no_grad_binary(pw._make(asarray_on(self.data, other)), self, np.floor_divide)
 T.__mod__ = pw.remainder
 T.__getitem__ = ix.getitem
 T.__setitem__ = ix.setitem
@@ -109,15 +111,12 @@ T.take = ix.take
 T.nonzero = ix.nonzero
 T.where = lambda self, condition, other: ix.where(condition, self, other)
 T.type_as = lambda self, other: self.to(other.dtype)
-T.new_zeros = lambda self, *size, dtype=None: Tensor._make(np.zeros(sh._sizes(size, "new_zeros"),
-                                                                     dtype=dtype or self.dtype))
-T.new_ones = lambda self, *size, dtype=None: Tensor._make(np.ones(sh._sizes(size, "new_ones"),
-                                                                   dtype=dtype or self.dtype))
-T.new_full = lambda self, size, fill_value, dtype=None: Tensor._make(np.full(tuple(size), fill_value,
-                                                                             dtype=dtype or self.dtype))
-T.new_tensor = lambda self, data, dtype=None: Tensor._make(np.array(data.data if isinstance(data, Tensor) else data,
-                                                                    dtype=dtype or self.dtype))
-
+# new_* keep self's device and dtype (PyTorch's rule), built by the creation functions
+T.new_zeros = lambda self, *size, dtype=None: cr.zeros(*size, dtype=dtype or self.dtype, device=self.device)
+T.new_ones = lambda self, *size, dtype=None: cr.ones(*size, dtype=dtype or self.dtype, device=self.device)
+T.new_full = lambda self, size, fill_value, dtype=None: cr.full(tuple(size), fill_value, dtype=dtype or self.dtype,
+                                                               device=self.device)
+T.new_tensor = lambda self, data, dtype=None: cr.tensor(data, dtype=dtype or self.dtype, device=self.device)
 
 # --------------------------------------------------------------------------- in place
 # Allowed where autograd is not watching: under no_grad, or on a tensor that does not
@@ -241,26 +240,35 @@ def masked_fill_(self, mask, value):
     return self
 
 
+def _fill_generator(self, generator):
+    """The generator of an in-place fill: the given one, else the global one of self's device
+    (CuPy's seeded RandomState for a GPU tensor)."""
+    if generator is not None:
+        return generator
+    return _random.default_generator() if self.data.__class__ is np.ndarray else _random.cuda_generator()
+
+
 def uniform_(self, a=0.0, b=1.0, *, generator=None):
     """Fill with samples of U(a, b) from the global generator."""
     self._check_inplace("uniform_")
-    gen = _random.default_generator() if generator is None else generator
-    self.data[...] = gen.uniform(a, b, self.data.shape)
+    gen = _fill_generator(self, generator)
+    self.data[...] = asarray_on(self.data, gen.uniform(a, b, self.data.shape))
     return self
 
 
 def normal_(self, mean=0.0, std=1.0, *, generator=None):
     """Fill with samples of N(mean, std^2) from the global generator."""
     self._check_inplace("normal_")
-    gen = _random.default_generator() if generator is None else generator
-    self.data[...] = mean + std * gen.standard_normal(self.data.shape)
+    gen = _fill_generator(self, generator)
+    self.data[...] = asarray_on(self.data, mean + std * gen.standard_normal(self.data.shape))
     return self
 
 
 def bernoulli_(self, p=0.5, *, generator=None):
     self._check_inplace("bernoulli_")
-    gen = _random.default_generator() if generator is None else generator
-    self.data[...] = gen.random(self.data.shape) < _value(p)
+    gen = _fill_generator(self, generator)
+    draws = gen.random(self.data.shape) if hasattr(gen, "random") else gen.random_sample(self.data.shape)
+    self.data[...] = asarray_on(self.data, draws < _value(p))
     return self
 
 

@@ -7,10 +7,13 @@
 - max gate: routes the upstream gradient to the input that won.
 
 A Python number or a NumPy array as an operand is a constant: it has no edge, and its
-gradient is never computed.
+gradient is never computed. Operands on two devices (NumPy and CuPy arrays) make the
+array library raise TypeError; it is turned into the RuntimeError naming the op and both
+devices (:func:`pydl._device.check_same_device`) without a check on the hot path.
 """
 import numpy as np
 
+from .._device import asarray_on, check_same_device
 from ..autograd.function import Node, sum_to_shape
 from ..autograd.grad_mode import GradMode
 from ..tensor import Tensor, _Defaults, _make
@@ -45,6 +48,15 @@ def _operand(b):
 
 def _dtype_of(x):
     return getattr(x, "dtype", None)
+
+
+def _apply(ufunc, ad, bd):
+    """``ufunc(ad, bd)``; operands on two devices raise the RuntimeError naming the op."""
+    try:
+        return ufunc(ad, bd)
+    except TypeError:
+        check_same_device(ufunc.__name__, ad, bd)
+        raise
 
 
 # ----------------------------------------------------------------------- add / sub
@@ -86,7 +98,11 @@ def _binary(a, b, ufunc, node_cls):
     bd, eb, brg = _operand(b)
     if brg is None:
         return NotImplemented
-    out = ufunc(ad, bd)
+    try:
+        out = ufunc(ad, bd)
+    except TypeError:
+        check_same_device(ufunc.__name__, ad, bd)
+        raise
     if out.dtype is not ad.dtype:
         out = _fix_promotion(out, ad.dtype, _dtype_of(bd))
     if GradMode.enabled and (a.requires_grad or brg):
@@ -102,7 +118,11 @@ def add(a, b):
     ad = a.data
     if b.__class__ is Tensor:  # the hot path: two plain tensors
         bd = b.data
-        out = ad + bd
+        try:
+            out = ad + bd
+        except TypeError:
+            check_same_device("add", ad, bd)
+            raise
         if out.dtype is not ad.dtype:
             out = _fix_promotion(out, ad.dtype, bd.dtype)
         if GradMode.enabled and (a.requires_grad or b.requires_grad):
@@ -193,7 +213,11 @@ def _mul_like(a, b, ufunc, node_cls):
         bd, eb, brg = _operand(b)
         if brg is None:
             return NotImplemented
-    out = ufunc(ad, bd)
+    try:  # inline, not _apply: mul is on every training step's hot path
+        out = ufunc(ad, bd)
+    except TypeError:
+        check_same_device(ufunc.__name__, ad, bd)
+        raise
     if out.dtype is not ad.dtype:
         out = _fix_promotion(out, ad.dtype, _dtype_of(bd))
     if GradMode.enabled and (a.requires_grad or brg):
@@ -287,7 +311,7 @@ def pow(a, b):
     ad = a.data
     if ad.dtype.kind in "iub" and isinstance(bd, (int, np.integer)) and bd < 0:
         raise RuntimeError("pow: integers to negative integer powers are not allowed")
-    out = ad ** bd
+    out = _apply(np.power, ad, bd)
     if out.dtype is not ad.dtype:
         out = _fix_promotion(out, ad.dtype, _dtype_of(bd))
     if GradMode.enabled and (a.requires_grad or brg):
@@ -357,12 +381,12 @@ class MaximumBackward(Node):
 
 def _extreme(a, b, ufunc, sign):
     if not isinstance(a, Tensor):
-        a = _make(np.asarray(a))
+        a = _make(asarray_on(b.data, a) if isinstance(b, Tensor) else np.asarray(a))
     bd, eb, brg = _operand(b)
     if brg is None:
         raise TypeError(f"maximum/minimum: other must be a Tensor or a number, got {type(b).__name__}")
     ad = a.data
-    out = ufunc(ad, bd)
+    out = _apply(ufunc, ad, bd)
     if out.dtype is not ad.dtype:
         out = _fix_promotion(out, ad.dtype, _dtype_of(bd))
     if GradMode.enabled and (a.requires_grad or brg):
@@ -388,7 +412,7 @@ def _no_grad_binary(a, b, ufunc):
     bd, _, brg = _operand(b)
     if brg is None:
         return NotImplemented
-    return _make(ufunc(a.data, bd))
+    return _make(_apply(ufunc, a.data, bd))
 
 
 def eq(a, b):

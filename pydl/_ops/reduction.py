@@ -13,6 +13,7 @@ from collections import namedtuple
 
 import numpy as np
 
+from .._device import add_at, array_module, asarray_on
 from ..autograd.function import Node
 from ..autograd.grad_mode import GradMode
 from ..tensor import Tensor, _Defaults, _make
@@ -126,8 +127,13 @@ class IndexedMaxBackward(Node):
         self.in_shape, self.dtype, self.idx_keep, self.dim = in_shape, dtype, idx_keep, dim
 
     def backward(self, grad):
-        g = np.zeros(self.in_shape, dtype=grad.dtype)
-        np.put_along_axis(g, self.idx_keep, grad.reshape(self.idx_keep.shape), axis=self.dim)
+        g = array_module(grad).zeros(self.in_shape, dtype=grad.dtype)
+        if g.__class__ is np.ndarray:
+            np.put_along_axis(g, self.idx_keep, grad.reshape(self.idx_keep.shape), axis=self.dim)
+        else:  # the same scatter on a GPU array (one index per slot: adding into zeros puts)
+            from .indexing import _along
+
+            add_at(g, _along(self.idx_keep, self.dim), grad.reshape(self.idx_keep.shape))
         return (g,)
 
 
@@ -146,7 +152,7 @@ def _max_min(a, dim, keepdim, other, is_max):
     x = a.data
     d = _axes(dim, x.ndim, name)
     if d is None:  # 0-d tensor
-        return values_indices(a.clone() if a.requires_grad else a, _make(np.zeros((), dtype=np.int64)))
+        return values_indices(a.clone() if a.requires_grad else a, _make(array_module(x).zeros((), dtype=np.int64)))
     d = d[0]
     if x.shape[d] == 0:
         raise IndexError(f"{name}(): Expected reduction dim {d} to have non-zero size.")
@@ -175,7 +181,7 @@ def argmax(a, dim=None, keepdim=False):
     x = a.data
     if dim is None:
         out = np.argmax(x)
-        return _make(np.asarray(out, dtype=np.int64).reshape((1,) * x.ndim if keepdim else ()))
+        return _make(asarray_on(x, out, dtype=np.int64).reshape((1,) * x.ndim if keepdim else ()))
     d = _axes(dim, x.ndim, "argmax")
     return _make(np.argmax(x, axis=d[0] if d else None, keepdims=keepdim).astype(np.int64, copy=False))
 
@@ -184,7 +190,7 @@ def argmin(a, dim=None, keepdim=False):
     x = a.data
     if dim is None:
         out = np.argmin(x)
-        return _make(np.asarray(out, dtype=np.int64).reshape((1,) * x.ndim if keepdim else ()))
+        return _make(asarray_on(x, out, dtype=np.int64).reshape((1,) * x.ndim if keepdim else ()))
     d = _axes(dim, x.ndim, "argmin")
     return _make(np.argmin(x, axis=d[0] if d else None, keepdims=keepdim).astype(np.int64, copy=False))
 
@@ -257,7 +263,7 @@ def logsumexp(a, dim=None, keepdim=False):
         x = a.data
     axes = _axes(dim, x.ndim, "logsumexp") if dim is not None else None
     if x.size == 0:
-        m = np.full(_keep_shape(x.shape, axes), -np.inf, dtype=x.dtype)
+        m = array_module(x).full(_keep_shape(x.shape, axes), -np.inf, dtype=x.dtype)
     else:
         m = np.amax(x, axis=axes, keepdims=True)
     m_safe = np.where(np.isfinite(m), m, 0)
@@ -342,4 +348,4 @@ def any(a, dim=None, keepdim=False):
 
 def count_nonzero(a, dim=None):
     axes = _axes(dim, a.ndim, "count_nonzero")
-    return _make(np.asarray(np.count_nonzero(a.data, axis=axes), dtype=np.int64))
+    return _make(asarray_on(a.data, np.count_nonzero(a.data, axis=axes), dtype=np.int64))

@@ -5,6 +5,7 @@ a permutation by the inverse permutation, ``expand`` -- a copy gate -- by summin
 """
 import numpy as np
 
+from .. import _device
 from ..autograd.function import Node, sum_to_shape
 from ..autograd.grad_mode import GradMode
 from ..tensor import Tensor, _make
@@ -205,7 +206,7 @@ def contiguous(a):
     x = a.data
     if x.flags.c_contiguous:
         return a
-    out = np.ascontiguousarray(x)
+    out = _device.array_module(x).ascontiguousarray(x)
     if GradMode.enabled and a.requires_grad:
         return _make(out, ContiguousBackward((a.grad_fn or a,)))
     return _make(out)
@@ -343,18 +344,15 @@ def repeat(a, *sizes):
 
 
 def to_device(a, dev):
-    """Move to ``dev`` ("cpu" or "cuda"); differentiable."""
-    if dev.type == "cpu":
-        data = a.data.get() if hasattr(a.data, "get") else np.asarray(a.data)
-    else:
-        from .. import cuda
+    """Move to ``dev`` ("cpu" or "cuda"); differentiable (the gradient moves back).
 
-        usable, why = cuda.status()
-        if not usable:
-            raise RuntimeError(f"to('cuda'): CUDA is not available here: {why}")
-        import cupy
-
-        data = cupy.asarray(a.data)
+    RuntimeError naming why where CUDA cannot run (no CUDA build, no device, no CuPy)."""
+    if dev.type == "cuda":
+        try:
+            _device.cupy()
+        except RuntimeError as e:
+            raise RuntimeError(f"to('{dev}'): {e}") from None
+    data = _device.to_device(a.data, dev.type)
     if GradMode.enabled and a.requires_grad:
         return _make(data, _ToDeviceBackward((a.grad_fn or a,), a.device))
     return _make(data)
@@ -366,8 +364,4 @@ class _ToDeviceBackward(Node):
         self.dev = dev
 
     def backward(self, grad):
-        if self.dev.type == "cpu":
-            return (grad if isinstance(grad, np.ndarray) else grad.get(),)
-        import cupy
-
-        return (cupy.asarray(grad),)
+        return (_device.to_device(grad, self.dev.type),)

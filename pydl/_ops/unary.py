@@ -246,7 +246,7 @@ def clamp(a, min=None, max=None):
     if out is x:
         out = x.copy()
     if GradMode.enabled and a.requires_grad:
-        mask = np.ones(x.shape, dtype=bool) if lo is None else (x >= lo)
+        mask = np.ones_like(x, dtype=bool) if lo is None else (x >= lo)
         if hi is not None:
             mask &= x <= hi
         if mask.shape != x.shape:

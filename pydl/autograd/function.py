@@ -105,7 +105,8 @@ class _FunctionNode(Node, FunctionCtx):
         out = []
         for pos in self._tensor_positions:
             g = grads[pos] if pos < len(grads) else None
-            out.append(None if g is None else (g.data if isinstance(g, Tensor) else np.asarray(g)))
+            out.append(None if g is None else (g.data if isinstance(g, Tensor) else
+                                               g if hasattr(g, "__cuda_array_interface__") else np.asarray(g)))
         return tuple(out)
 
 

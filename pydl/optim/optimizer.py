@@ -23,6 +23,8 @@ from collections.abc import MutableMapping
 
 import numpy as np
 
+from .. import _device
+
 __all__ = ["Optimizer", "required"]
 
 
@@ -281,21 +283,16 @@ class Optimizer:
                 if _is_tensor(value) or isinstance(value, np.ndarray):
                     arr = _as_array(value)
                     if name == "step":
-                        entry[name] = int(np.asarray(arr).item())
+                        entry[name] = int(arr.item())
                         continue
                     if tuple(arr.shape) != tuple(param.shape):
                         raise ValueError(
                             f"{type(self).__name__}.load_state_dict: state {name!r} of parameter {key} has "
                             f"shape {tuple(arr.shape)} but the parameter has shape {tuple(param.shape)}"
                         )
-                    if isinstance(param, np.ndarray):
-                        floating = np.asarray(arr).dtype.kind == "f"
-                        arr = np.array(arr, dtype=param.dtype if floating else None)
-                    else:  # CuPy parameter: move the buffer to its device
-                        import cupy
-
-                        arr = cupy.array(arr, dtype=param.dtype)
-                    entry[name] = arr
+                    # a copy, on the parameter's device (a GPU state loads into a CPU optimizer and back)
+                    arr = _device.to_device(arr, _device.device_name(param))
+                    entry[name] = arr.astype(param.dtype if arr.dtype.kind == "f" else arr.dtype, copy=True)
                 else:
                     entry[name] = copy.deepcopy(value)
             new_state.append((p, entry))

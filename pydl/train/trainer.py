@@ -14,6 +14,11 @@ middle of an epoch and resumed ends with the same weights, bit for bit, as the s
 run never interrupted (on the CPU). The best epoch's model (by ``monitor``) also goes to
 ``best.safetensors``; the run log is ``log.jsonl``; the learning curves ``curves.png``.
 
+On a GPU: ``Trainer(..., device="cuda")`` moves the model there once and each batch
+(after ``batch_transform``, which runs on the host) as it comes; checkpoints hold host
+copies and load back onto the model's device. The GPU's own random draws (dropout of GPU
+tensors) are not part of the saved random state, so only CPU runs resume bit for bit.
+
 >>> import pydl
 >>> from pydl.data import DataLoader, Spirals
 >>> _ = pydl.manual_seed(0)
@@ -29,11 +34,14 @@ import time
 
 import numpy as np
 
+from .. import _device
 from .. import random as _pydl_random
 from ..autograd import no_grad
 from ..nn import functional as F
 from ..nn.utils import clip_grad_norm_
 from ..serialization import load, save
+from ..tensor import Tensor
+from ..tensor import device as _device_spec
 from .callbacks import EarlyStopping, ProgressBar, RunLog, plot_curves
 from .metrics import MeanMetric, correct_topk
 
@@ -97,15 +105,19 @@ class Trainer:
         as Szegedy et al.); metrics use the main output.
     callbacks: objects with any of ``on_epoch_start(trainer, epoch)``,
         ``on_batch_end(trainer, batch_index, logs)``, ``on_epoch_end(trainer, epoch, logs)``.
+    device: "cpu", "cuda" or None (leave the model where it is and batches as they come):
+        the model is moved there now, each batch's tensors as they are used. RuntimeError
+        saying why where CUDA cannot run.
     """
 
     def __init__(self, model, optimizer, loss_fn=None, *, scheduler=None, scheduler_interval="epoch",
                  max_grad_norm=None, batch_transform=None, topk=(), out_dir=None, early_stopping=None,
                  monitor="val_accuracy", progress=True, plot=True, config=None, callbacks=(), val_label="validation",
-                 aux_loss_weight=0.3):
+                 aux_loss_weight=0.3, device=None):
         if scheduler_interval not in ("epoch", "batch"):
             raise ValueError(f"Trainer: scheduler_interval must be 'epoch' or 'batch', got {scheduler_interval!r}")
-        self.model = model
+        self.device = None if device is None else _device_spec(device)
+        self.model = model if self.device is None else model.to(self.device)
         self.optimizer = optimizer
         self.loss_fn = loss_fn if loss_fn is not None else F.cross_entropy
         self.scheduler = scheduler
@@ -139,6 +151,10 @@ class Trainer:
         return os.path.join(self.out_dir, name)
 
     # ---------------------------------------------------------------- one pass
+    def _on_device(self, x):
+        """A batch's tensor on the trainer's device (other values, and no device, pass through)."""
+        return x.to(self.device) if self.device is not None and isinstance(x, Tensor) else x
+
     def _callbacks(self, hook, *args):
         for cb in self.callbacks:
             fn = getattr(cb, hook, None)
@@ -153,6 +169,7 @@ class Trainer:
             x, y = _split_batch(batch)
             if self.batch_transform is not None:
                 x, y = self.batch_transform(x, y)
+            x, y = self._on_device(x), self._on_device(y)
             out = self.model(x)
             if isinstance(out, tuple):  # main output + auxiliary classifiers (GoogLeNet in training)
                 out, aux = out[0], [a for a in out[1:] if a is not None]
@@ -193,6 +210,7 @@ class Trainer:
             with no_grad():
                 for batch in loader:
                     x, y = _split_batch(batch)
+                    x, y = self._on_device(x), self._on_device(y)
                     out = self.model(x)
                     out = out[0] if isinstance(out, tuple) else out
                     n = _num(y)
@@ -218,7 +236,7 @@ class Trainer:
             with no_grad():
                 for batch in loader:
                     x = batch[0] if isinstance(batch, (tuple, list)) else batch
-                    outs.append(np.asarray(self.model(x).data))
+                    outs.append(_device.to_device(self.model(self._on_device(x)).data, "cpu"))
         finally:
             self.model.train(was_training)
         return np.concatenate(outs) if outs else np.empty((0, 0), np.float32)

@@ -65,8 +65,9 @@ def leaky_relu(input, negative_slope=0.01, inplace=False):
     """x for x > 0, negative_slope * x otherwise (the seeds use 0.1; PyTorch's default is 0.01)."""
     _check_float(input, "leaky_relu")
     x = input.data
-    out = np.where(x > 0, x, x * np.asarray(negative_slope, dtype=x.dtype))
-    return _record(input, out, _SlopeBackward, x, np.asarray(negative_slope, dtype=x.dtype))
+    slope = x.dtype.type(negative_slope)  # a NumPy scalar: goes with NumPy and CuPy arrays alike
+    out = np.where(x > 0, x, x * slope)
+    return _record(input, out, _SlopeBackward, x, slope)
 
 
 class _PreluBackward(Node):
@@ -156,9 +157,18 @@ def _erf_python(x):
 
 
 try:  # SciPy's vectorised erf where it is installed (NumPy has none); same values
-    from scipy.special import erf as _erf
+    from scipy.special import erf as _erf_host
 except ImportError:  # pragma: no cover - depends on the environment
-    _erf = _erf_python
+    _erf_host = _erf_python
+
+
+def _erf(x):
+    """erf of a NumPy array, or of a CuPy array through cupyx's (CuPy has no erf of its own)."""
+    if x.__class__ is np.ndarray:
+        return _erf_host(x)
+    from cupyx.scipy.special import erf
+
+    return erf(x)
 
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _INV_SQRT_2 = 1.0 / math.sqrt(2.0)

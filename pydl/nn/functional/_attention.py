@@ -14,6 +14,7 @@ import math
 
 import numpy as np
 
+from ..._device import array_module, check_same_device
 from ...autograd.function import Node, sum_to_shape
 from ...autograd.grad_mode import GradMode
 from ...tensor import Tensor, _make
@@ -36,7 +37,7 @@ class ScaledDotProductAttentionBackward(Node):
     def backward(self, grad):
         q = self.q
         g = grad if grad.dtype == q.dtype else grad.astype(q.dtype)
-        gq, gk, gv = kernel("attention_backward", q)(np.ascontiguousarray(g), q, self.k, self.v, self.out, self.lse,
+        gq, gk, gv = kernel("attention_backward", q)(array_module(g).ascontiguousarray(g), q, self.k, self.v, self.out, self.lse,
                                                      self.mask, self.is_causal, self.scale)
         grads = []
         for e, gr, shape in zip(self.next_edges, (gq, gk, gv), self.shapes):
@@ -64,13 +65,14 @@ def _unfused(query, key, value, attn_mask, dropout_p, is_causal, scale):
 
     L, S = query.shape[-2], key.shape[-2]
     scores = (query @ key.transpose(-2, -1)) * scale
-    bias = np.zeros((L, S), dtype=scores.dtype)
+    xp = array_module(scores.data)
+    bias = xp.zeros((L, S), dtype=scores.dtype)
     if is_causal:
-        bias = np.where(np.tril(np.ones((L, S), dtype=bool)), bias, -np.inf).astype(scores.dtype)
+        bias = np.where(np.tril(xp.ones((L, S), dtype=bool)), bias, -np.inf).astype(scores.dtype)
     if attn_mask is not None:
-        m = attn_mask.data if isinstance(attn_mask, Tensor) else np.asarray(attn_mask)
+        m = attn_mask.data if isinstance(attn_mask, Tensor) else xp.asarray(attn_mask)
         bias = np.where(m, bias, -np.inf) if m.dtype == np.bool_ else bias + m
-    scores = scores + _make(np.asarray(bias, dtype=scores.dtype))
+    scores = scores + _make(bias.astype(scores.dtype, copy=False))
     attn = softmax(scores, dim=-1)
     attn = _make(np.nan_to_num(attn.data)) if not attn.requires_grad else attn
     attn = dropout(attn, dropout_p, training=True)
@@ -122,9 +124,12 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
         raise ValueError(f"{op}: leading dimensions of query {tuple(q.shape)}, key {tuple(k.shape)}, value "
                          f"{tuple(v.shape)} do not broadcast") from None
     shapes = (q.shape, k.shape, v.shape)
-    q = np.ascontiguousarray(np.broadcast_to(q, lead + q.shape[-2:]))
-    k = np.ascontiguousarray(np.broadcast_to(k, lead + k.shape[-2:]))
-    v = np.ascontiguousarray(np.broadcast_to(v, lead + v.shape[-2:]))
+    xp = array_module(q)
+    if mask is not None and mask.__class__ is not q.__class__:
+        check_same_device(op, q, mask)
+    q = xp.ascontiguousarray(np.broadcast_to(q, lead + q.shape[-2:]))
+    k = xp.ascontiguousarray(np.broadcast_to(k, lead + k.shape[-2:]))
+    v = xp.ascontiguousarray(np.broadcast_to(v, lead + v.shape[-2:]))
     out, lse = kernel("attention_forward", q)(q, k, v, mask, bool(is_causal), scale)
     if GradMode.enabled and (query.requires_grad or key.requires_grad or value.requires_grad):
         edges = (edge(query), edge(key), edge(value))

@@ -7,6 +7,7 @@ for the gradients some edge needs (``needs=``).
 """
 import numpy as np
 
+from ..._device import array_module
 from ...autograd.function import Node
 from ...autograd.grad_mode import GradMode
 from ...tensor import _make
@@ -146,8 +147,7 @@ def pad(input, pad, mode="constant", value=None):
     k = len(pads) // 2
     widths = [(0, 0)] * (x.ndim - k) + [(pads[2 * i], pads[2 * i + 1]) for i in reversed(range(k))]
     if mode == "constant":
-        xp = np if x.__class__ is np.ndarray else __import__("cupy")
-        out = xp.pad(x, widths, constant_values=0 if value is None else value)
+        out = array_module(x).pad(x, widths, constant_values=0 if value is None else value)
         if GradMode.enabled and input.requires_grad:
             window = tuple(slice(lo, lo + n) for (lo, _), n in zip(widths, x.shape))
             return _make(out, ConstantPadBackward((edge(input),), window))

@@ -9,6 +9,7 @@ a host round trip (correct, slow; a GPU kernel replaces it without any change he
 import numpy as np
 
 from ... import kernels as _registry
+from ..._device import check_same_device
 from ...kernels import cpu as _cpu
 from ...tensor import Tensor
 
@@ -67,12 +68,17 @@ def tensor_arg(x, op, name="input"):
 
 def as_float(op, *tensors):
     """The arrays of ``tensors`` (None passes through) in one float dtype the kernels take:
-    float32 or float64, the promotion of the floating inputs (float16 computes in float32)."""
+    float32 or float64, the promotion of the floating inputs (float16 computes in float32).
+    Arrays on two devices raise the RuntimeError naming ``op`` and both devices."""
     arrays = [None if t is None else t.data for t in tensors]
     dts = [a.dtype for a in arrays if a is not None]
+    cls = arrays[0].__class__
     for a in arrays:
-        if a is not None and a.dtype.kind != "f":
-            raise TypeError(f"{op}: expected floating point tensors, got {a.dtype}")
+        if a is not None:
+            if a.dtype.kind != "f":
+                raise TypeError(f"{op}: expected floating point tensors, got {a.dtype}")
+            if a.__class__ is not cls:
+                check_same_device(op, *arrays)
     dt = np.result_type(*dts) if dts else np.dtype(np.float32)
     if dt not in _FLOATS:
         dt = np.dtype(np.float64) if dt.itemsize > 8 else np.dtype(np.float32)

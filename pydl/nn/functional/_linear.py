@@ -2,6 +2,7 @@
 import numpy as np
 
 from ... import random as _random
+from ..._device import add_at, array_module, asarray_on, check_same_device
 from ..._ops.linalg import _kernels, gemm_grads
 from ..._ops.pointwise import mul
 from ...autograd.function import Node
@@ -42,6 +43,8 @@ def linear(input, weight, bias=None):
     tensor([[3.5000]])
     """
     x, w = input.data, weight.data
+    if x.__class__ is not w.__class__ or bias is not None and bias.data.__class__ is not x.__class__:
+        check_same_device("linear", x, w, None if bias is None else bias.data)
     if x.ndim == 0:
         raise RuntimeError("linear: input must have at least 1 dimension")
     if w.ndim != 2:
@@ -95,8 +98,8 @@ class EmbeddingBackward(Node):
             # the C++ scatter-add (counting sort, deterministic): 8-80x np.add.at from 256 x 128 tables up
             from ...kernels import cpu as _cpu_kernels
             return (_cpu_kernels.embedding_backward(np.ascontiguousarray(g), flat, self.num, self.padding_idx),)
-        gw = np.zeros((self.num, D), dtype=grad.dtype)
-        np.add.at(gw, flat, g)
+        gw = array_module(g).zeros((self.num, D), dtype=grad.dtype)
+        add_at(gw, flat, g)
         if self.padding_idx is not None:
             gw[self.padding_idx] = 0
         return (gw,)
@@ -105,9 +108,10 @@ class EmbeddingBackward(Node):
 def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, scale_grad_by_freq=False,
               sparse=False):
     """Rows of ``weight`` (num_embeddings, D) at the integer indices ``input`` (*) -> (*, D)."""
-    idx = input.data if isinstance(input, Tensor) else np.asarray(input)
+    idx = input.data if isinstance(input, Tensor) else asarray_on(weight.data, input)
     if idx.dtype.kind not in "iu":
         raise RuntimeError(f"embedding: expected integer indices (Long or Int), got {idx.dtype}")
+    check_same_device("embedding", weight.data, idx)
     num = weight.shape[0]
     if idx.size and (idx.min() < -num or idx.max() >= num):
         raise IndexError(f"embedding: index out of range: indices must be in [0, {num}), got "
@@ -140,9 +144,13 @@ def dropout(input, p=0.5, training=True, inplace=False):
         return input
     x = input.data
     if p == 1.0:
-        mask = np.zeros(x.shape, dtype=x.dtype)
+        mask = np.zeros_like(x)
     else:
-        keep = _random.default_generator().random(x.shape, dtype=np.float32 if x.dtype == np.float32 else np.float64)
+        dt = np.float32 if x.dtype == np.float32 else np.float64
+        if x.__class__ is np.ndarray:
+            keep = _random.default_generator().random(x.shape, dtype=dt)
+        else:  # a GPU tensor: drawn on the GPU by the generator manual_seed seeds
+            keep = _random.cuda_generator().random_sample(x.shape, dtype=dt)
         mask = (keep >= p).astype(x.dtype)
         mask *= 1.0 / (1.0 - p)
     return mul(input, mask)  # the mul gate: the gradient is masked and scaled the same way
@@ -157,6 +165,8 @@ def one_hot(tensor, num_classes=-1):
         num_classes = int(idx.max()) + 1 if idx.size else 0
     if idx.size and (idx.min() < 0 or idx.max() >= num_classes):
         raise RuntimeError("one_hot: class values must be in [0, num_classes)")
+    if idx.__class__ is not np.ndarray:  # GPU: a comparison with the class numbers
+        return _make((idx[..., None] == array_module(idx).arange(num_classes)).astype(np.int64))
     out = np.zeros(idx.shape + (num_classes,), dtype=np.int64)
     np.put_along_axis(out, idx[..., None].astype(np.int64), 1, axis=-1)
     return _make(out)

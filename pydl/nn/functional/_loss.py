@@ -10,6 +10,7 @@ to the target too), or with a short closed-form backward.
 """
 import numpy as np
 
+from ..._device import array_module, asarray_on, check_same_device
 from ..._ops import unary as _un
 from ...autograd.function import Node, sum_to_shape
 from ...autograd.grad_mode import GradMode
@@ -147,6 +148,8 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     t = _targets_flat(target, input, spatial, op)
     C = x2.shape[1]
     w = _weight_array(weight, C, x2.dtype, op)
+    if t.__class__ is not x2.data.__class__ or w is not None and w.__class__ is not t.__class__:
+        check_same_device(op, x2.data, t, w)
     kernel = _kernel("cross_entropy_forward", x2.data)
     if kernel is not None:
         try:
@@ -172,10 +175,11 @@ def _cross_entropy_composite(x2, t, w, ignore_index, label_smoothing, reduction)
     bad = counts & ((t < 0) | (t >= C))
     if bad.any():
         raise IndexError(f"cross_entropy: target index {t[np.flatnonzero(bad)[0]]} out of range for {C} classes")
+    xp = array_module(x2.data)
     y = np.where(counts, t, 0)
-    wv = np.ones(C, dtype=x2.dtype) if w is None else w
+    wv = xp.ones(C, dtype=x2.dtype) if w is None else w
     q = np.tile(label_smoothing / C * wv, (N, 1))
-    q[np.arange(N), y] += (1.0 - label_smoothing) * wv[y]
+    q[xp.arange(N), y] += (1.0 - label_smoothing) * wv[y]
     q[~counts] = 0
     per_row = -(log_softmax(x2, 1) * q.astype(x2.dtype)).sum(1)
     if reduction == "mean":
@@ -186,7 +190,7 @@ def _cross_entropy_composite(x2, t, w, ignore_index, label_smoothing, reduction)
 def _cross_entropy_probs(input, target, weight, reduction, label_smoothing):
     """Targets that are class probabilities: L_n = -sum_c w_c q_nc log p_nc."""
     if not isinstance(target, Tensor):
-        target = _make(np.asarray(target, dtype=input.dtype))
+        target = _make(asarray_on(input.data, target, dtype=input.dtype))
     if target.shape != input.shape:
         raise ValueError(f"cross_entropy: probability targets must have the input's shape {tuple(input.shape)}, got "
                          f"{tuple(target.shape)}")
@@ -215,6 +219,8 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     _check_reduction(reduction, op)
     x2, spatial = _classes_last(input, op)
     t = _targets_flat(target, input, spatial, op)
+    check_same_device(op, x2.data, t)
+    xp = array_module(t)
     N, C = x2.shape
     counts = t != ignore_index
     bad = counts & ((t < 0) | (t >= C))
@@ -222,8 +228,8 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
         raise IndexError(f"{op}: target {t[np.flatnonzero(bad)[0]]} is out of bounds for {C} classes")
     y = np.where(counts, t, 0)
     w = _weight_array(weight, C, x2.dtype, op)
-    coef = (np.ones(N, dtype=x2.dtype) if w is None else w[y]) * counts  # (N,): w_{y_n}, 0 if ignored
-    picked = x2[np.arange(N), y]  # the gather: its gradient is scattered back (copy gate)
+    coef = (xp.ones(N, dtype=x2.dtype) if w is None else w[y]) * counts  # (N,): w_{y_n}, 0 if ignored
+    picked = x2[xp.arange(N), y]  # the gather: its gradient is scattered back (copy gate)
     per = -(picked * coef.astype(x2.dtype))
     if reduction == "none":
         return _unflatten_none(per, input, spatial)
@@ -253,9 +259,10 @@ def _svm(input, target, margin, reduction, op, divide_by_c, p=1, weight=None):
         else:
             out = _make(loss)
     else:
-        rows = np.arange(N)
+        xp = array_module(t)
+        rows = xp.arange(N)
         margins = x2 - x2[rows, t].reshape(-1, 1) + margin
-        mask = np.ones((N, C), dtype=x2.dtype)
+        mask = xp.ones((N, C), dtype=x2.dtype)
         mask[rows, t] = 0
         if weight is not None:
             mask = mask * _weight_array(weight, C, x2.dtype, op)[t][:, None]
@@ -292,7 +299,7 @@ def svm_loss(input, target, margin=1.0, reduction="mean"):
 
 def _pair(input, target, op):
     if not isinstance(target, Tensor):
-        target = _make(np.asarray(target, dtype=input.dtype))
+        target = _make(asarray_on(input.data, target, dtype=input.dtype))
     return input, target
 
 

@@ -9,6 +9,7 @@ window (its node keeps nothing but the arguments).
 import numpy as np
 
 from ... import random as _random
+from ..._device import asarray_on
 from ...autograd.function import Node
 from ...autograd.grad_mode import GradMode
 from ...tensor import Tensor, _make
@@ -223,9 +224,6 @@ def fractional_max_pool2d(input, kernel_size, output_size=None, output_ratio=Non
         samples = samples.astype(x.dtype, copy=False)
     if x.ndim == 3 and samples.ndim == 3:
         samples = samples.reshape(samples.shape[-2:]) if samples.shape[0] == 1 else samples
-    if x.__class__ is not np.ndarray and samples.__class__ is np.ndarray:
-        import cupy
-
-        samples = cupy.asarray(samples)
+    samples = asarray_on(x, samples)  # host draws go to the GPU with a GPU input
     out, idx = kernel("fractional_max_pool2d_forward", x)(x, kernel_size, output_size, output_ratio, samples)
     return _with_indices(input, out, idx, return_indices, "FractionalMaxPool2DBackward0")

@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from ... import random as _random
+from ..._device import asarray_on
 from ...autograd.function import Node
 from ...autograd.grad_mode import GradMode
 from ...tensor import _make
@@ -213,10 +214,7 @@ def _masked(input, p, mask_shape, name):
         mask = np.zeros(mask_shape, dtype=np.bool_)
     else:
         mask = _random.default_generator().random(mask_shape, dtype=np.float32) >= np.float32(p)
-    if x.__class__ is not np.ndarray:
-        import cupy
-
-        mask = cupy.asarray(mask)
+    mask = asarray_on(x, mask)  # drawn on the host: the same mask for a seed on either device
     out = kernel("dropout_forward", x)(x, p, mask)
     return _record(input, out, DropoutBackward(p, mask, "NativeDropoutBackward0"))
 

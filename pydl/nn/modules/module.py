@@ -9,8 +9,10 @@ from collections import OrderedDict, namedtuple
 
 import numpy as np
 
+from ... import _device
 from ...autograd.grad_mode import no_grad
 from ...tensor import Tensor, _make
+from ...tensor import device as _device_spec
 from ..parameter import Buffer, Parameter
 
 __all__ = ["Module"]
@@ -318,12 +320,13 @@ class Module:
                 raise TypeError(f"nn.Module.to only accepts floating point dtypes, but got desired dtype={dtype}")
             self._apply_to_tensors(lambda x: x.astype(dtype) if x.dtype.kind in "fc" and x.dtype != dtype else x)
         if device is not None:
-            dev = str(device).split(":")[0]
-            if dev == "cpu":
-                self._apply_to_tensors(lambda x: x if isinstance(x, np.ndarray) else x.get())
-            else:
-                Tensor(np.zeros(1)).to(device)  # raises, with the reason, where CUDA cannot run
-                self._apply_to_tensors(_to_cuda)
+            dev = _device_spec(device).type  # ValueError for anything but cpu / cuda[:N]
+            if dev == "cuda":
+                try:
+                    _device.cupy()
+                except RuntimeError as e:  # before any tensor moves: the module stays whole
+                    raise RuntimeError(f"Module.to('{device}'): {e}") from None
+            self._apply_to_tensors(lambda x: _device.to_device(x, dev))
         return self
 
     def float(self):
@@ -427,7 +430,7 @@ class Module:
                     else:
                         mod._buffers[name] = _make(arr)
                     continue
-                target.data[...] = arr if isinstance(arr, np.ndarray) or not hasattr(arr, "get") else arr.get()
+                target.data[...] = _device.to_device(arr, _device.device_name(target.data))
         return _IncompatibleKeys(missing, unexpected)
 
     # -------------------------------------------------------------------- repr
@@ -456,12 +459,6 @@ class Module:
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-
-
-def _to_cuda(x):
-    import cupy
-
-    return cupy.asarray(x)
 
 
 class _RemovableHandle:
