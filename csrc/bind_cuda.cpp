@@ -16,6 +16,7 @@ PYBIND11_MODULE(_C_cuda, m) {
   m.doc() = "pydl's CUDA kernels (private: use pydl.kernels)";
   // One line per kernel family (csrc/cuda/<family>_bind.cpp).
   pydl::cuda::bind_gemm(m);
+  pydl::cuda::bind_norm(m);
 
   // (usable, reason): whether a device can run our kernels, and if not, why not.
   m.def("device_status", []() {

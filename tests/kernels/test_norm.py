@@ -94,12 +94,13 @@ def test_batch_norm_eval_uses_running_statistics(backend, dtype, shape, rng):
 @pytest.mark.parametrize("backend", backends("batch_norm_forward"))
 @pytest.mark.parametrize("needs", [(True, False, False), (False, True, False), (False, False, True), (True, True, True)])
 def test_batch_norm_needs_mask(backend, needs, rng):
-    x = rand(rng, (4, 3, 40), np.float64)
-    w = rand(rng, (3,), np.float64)
+    xp = xp_for(backend)
+    x = rand(rng, (4, 3, 40), np.float64, xp)
+    w = rand(rng, (3,), np.float64, xp)
     out, mean, invstd = kernels.get("batch_norm_forward", backend)(x, None, None, w, None, True)
-    g = rand(rng, x.shape, np.float64)
+    g = rand(rng, x.shape, np.float64, xp)
     got = kernels.get("batch_norm_backward", backend)(g, x, w, mean, invstd, True, needs)
-    ref = reference.batch_norm_backward(g, x, w, mean, invstd, True, needs)
+    ref = reference.batch_norm_backward(*map(to_numpy, (g, x, w, mean, invstd)), True, needs)
     assert_grads(got, ref, np.float64)
 
 
@@ -133,47 +134,51 @@ def test_every_isa_path_matches_reference(path, dtype, shape, isa, rng):
 def test_batch_norm_float32_statistics_of_a_large_channel(backend, rng):
     # 200K float32 values per channel, mean 1e3, std 1: float32 sums would lose the
     # variance to cancellation and accumulation error; double accumulators do not.
-    x = rand(rng, (64, 2, 56, 56), np.float32, scale=1.0, shift=1000.0)
-    rm, rv = np.zeros(2, np.float32), np.ones(2, np.float32)
+    xp = xp_for(backend)
+    x = rand(rng, (64, 2, 56, 56), np.float32, xp, scale=1.0, shift=1000.0)
+    rm, rv = xp.zeros(2, np.float32), xp.ones(2, np.float32)
     out, mean, invstd = kernels.get("batch_norm_forward", backend)(x, rm, rv, None, None, True)
-    r_out, r_mean, r_invstd = reference.batch_norm_forward(x, None, None, None, None, True)
+    r_out, r_mean, r_invstd = reference.batch_norm_forward(to_numpy(x), None, None, None, None, True)
     assert_close(mean, r_mean, np.float32, what="save_mean")
     assert_close(invstd, r_invstd, np.float32, what="save_invstd")
     assert_close(out, r_out, np.float32, what="out")
-    g = rand(rng, x.shape, np.float32)
+    g = rand(rng, x.shape, np.float32, xp)
     got = kernels.get("batch_norm_backward", backend)(g, x, None, mean, invstd, True)
-    ref = reference.batch_norm_backward(g, x, None, mean, invstd, True)
+    ref = reference.batch_norm_backward(*map(to_numpy, (g, x)), None, *map(to_numpy, (mean, invstd)), True)
     assert_grads(got, ref, np.float32)
 
 
 @pytest.mark.parametrize("backend", backends("batch_norm_forward"))
 def test_strided_inputs_are_read_correctly(backend, rng):
-    x = rand(rng, (6, 5, 8, 10), np.float64)[::2, :, ::-1, 1::2]  # strided, negative-stride
-    g = rand(rng, x.shape, np.float64)[:, :, ::-1]
-    w = rand(rng, (10,), np.float64)[::2]
+    xp = xp_for(backend)
+    x = rand(rng, (6, 5, 8, 10), np.float64, xp)[::2, :, ::-1, 1::2]  # strided, negative-stride
+    g = rand(rng, x.shape, np.float64, xp)[:, :, ::-1]
+    w = rand(rng, (10,), np.float64, xp)[::2]
+    nx, ng, nw = to_numpy(x), to_numpy(g), to_numpy(w)
     out, mean, invstd = kernels.get("batch_norm_forward", backend)(x, None, None, w, None, True)
-    assert_close(out, reference.batch_norm_forward(x, None, None, w, None, True)[0], np.float64)
+    assert_close(out, reference.batch_norm_forward(nx, None, None, nw, None, True)[0], np.float64)
     assert_grads(kernels.get("batch_norm_backward", backend)(g, x, w, mean, invstd, True),
-                 reference.batch_norm_backward(g, x, w, mean, invstd, True), np.float64)
-    xt = rand(rng, (7, 12), np.float32).T  # (12, 7), transposed
+                 reference.batch_norm_backward(ng, nx, nw, to_numpy(mean), to_numpy(invstd), True), np.float64)
+    xt = rand(rng, (7, 12), np.float32, xp).T  # (12, 7), transposed
     out, mean, rstd = kernels.get("layer_norm_forward", backend)(xt, 7)
-    assert_close(out, reference.layer_norm_forward(xt, 7)[0], np.float32)
+    assert_close(out, reference.layer_norm_forward(to_numpy(xt), 7)[0], np.float32)
     out, mean, rstd = kernels.get("group_norm_forward", backend)(x, 5, w)
-    assert_close(out, reference.group_norm_forward(x, 5, w)[0], np.float64)
+    assert_close(out, reference.group_norm_forward(nx, 5, nw)[0], np.float64)
 
 
 @pytest.mark.parametrize("backend", backends("batch_norm_forward"))
 def test_batch_norm_empty_batch(backend, rng):
-    rm, rv = np.zeros(3), np.ones(3)
-    x = np.zeros((0, 3, 4, 4))
+    xp = xp_for(backend)
+    rm, rv = xp.zeros(3), xp.ones(3)
+    x = xp.zeros((0, 3, 4, 4))
     out, mean, invstd = kernels.get("batch_norm_forward", backend)(x, rm, rv, None, None, True)
     assert out.shape == (0, 3, 4, 4) and mean.shape == (3,)
-    np.testing.assert_array_equal(rm, 0.0)  # untouched, as PyTorch leaves them
-    np.testing.assert_array_equal(rv, 1.0)
-    gx, gw, gb = kernels.get("batch_norm_backward", backend)(x, x, np.ones(3), mean, invstd, True)
+    np.testing.assert_array_equal(to_numpy(rm), 0.0)  # untouched, as PyTorch leaves them
+    np.testing.assert_array_equal(to_numpy(rv), 1.0)
+    gx, gw, gb = kernels.get("batch_norm_backward", backend)(x, x, xp.ones(3), mean, invstd, True)
     assert gx.shape == x.shape
-    np.testing.assert_array_equal(gw, 0.0)
-    np.testing.assert_array_equal(gb, 0.0)
+    np.testing.assert_array_equal(to_numpy(gw), 0.0)
+    np.testing.assert_array_equal(to_numpy(gb), 0.0)
 
 
 # ---------------------------------------------------------------------------------------
@@ -209,12 +214,14 @@ def test_layer_norm_matches_reference(backend, dtype, shape, ns, affine, rng):
 @pytest.mark.parametrize("backend", backends("layer_norm_forward"))
 @pytest.mark.parametrize("needs", [(True, False, False), (False, True, True), (False, False, True)])
 def test_layer_norm_needs_mask(backend, needs, rng):
-    x = rand(rng, (9, 20), np.float64)
-    w = rand(rng, (20,), np.float64)
+    xp = xp_for(backend)
+    x = rand(rng, (9, 20), np.float64, xp)
+    w = rand(rng, (20,), np.float64, xp)
     out, mean, rstd = kernels.get("layer_norm_forward", backend)(x, 20, w)
-    g = rand(rng, x.shape, np.float64)
+    g = rand(rng, x.shape, np.float64, xp)
+    ng, nx, nm, nr, nw = map(to_numpy, (g, x, mean, rstd, w))
     assert_grads(kernels.get("layer_norm_backward", backend)(g, x, 20, mean, rstd, w, needs),
-                 reference.layer_norm_backward(g, x, 20, mean, rstd, w, needs), np.float64)
+                 reference.layer_norm_backward(ng, nx, 20, nm, nr, nw, needs), np.float64)
 
 
 GN_CASES = [((2, 6, 5), 3), ((3, 4, 7, 9), 2), ((2, 4, 3, 3), 4), ((2, 6), 3), ((1, 8, 33), 1), ((0, 4, 3), 2)]
@@ -253,12 +260,14 @@ def test_instance_norm_is_group_norm_with_one_channel_per_group(rng):
 
 @pytest.mark.parametrize("backend", backends("batch_norm_forward"))
 def test_results_do_not_depend_on_the_thread_count(backend, threads, rng):
-    # Each past the 2 x 2M-element grain at which the kernels use a second thread.
-    x = rand(rng, (16, 8, 185, 185), np.float32, shift=1.0)
-    xs = rand(rng, (16000, 300), np.float32)  # the column path, two column blocks
-    xl = rand(rng, (8000, 600), np.float32)
-    w8, wl = rand(rng, (8,), np.float32), rand(rng, (600,), np.float32)
-    g, gs, gl = rand(rng, x.shape, np.float32), rand(rng, xs.shape, np.float32), rand(rng, xl.shape, np.float32)
+    # Each past the 2 x 2M-element grain at which the kernels use a second thread (on the
+    # GPU: the same bits on every run, whatever the scheduling).
+    xp = xp_for(backend)
+    x = rand(rng, (16, 8, 185, 185), np.float32, xp, shift=1.0)
+    xs = rand(rng, (16000, 300), np.float32, xp)  # the column path, two column blocks
+    xl = rand(rng, (8000, 600), np.float32, xp)
+    w8, wl = rand(rng, (8,), np.float32, xp), rand(rng, (600,), np.float32, xp)
+    g, gs, gl = (rand(rng, a.shape, np.float32, xp) for a in (x, xs, xl))
     results = []
     for n in (1, 2, 3):
         threads(n)
@@ -273,7 +282,7 @@ def test_results_do_not_depend_on_the_thread_count(backend, threads, rng):
         results.append(r)
     for r in results[1:]:
         for a, b in zip(results[0], r):
-            np.testing.assert_array_equal(a, b)  # bitwise: fixed reduction orders
+            np.testing.assert_array_equal(to_numpy(a), to_numpy(b))  # bitwise: fixed reduction orders
 
 
 # ---------------------------------------------------------------------------------------
@@ -322,41 +331,44 @@ def test_reference_layer_and_group_norm_backward_are_numeric_gradients(rng):
 
 @pytest.mark.parametrize("backend", backends("batch_norm_forward", fast_only=False))
 def test_batch_norm_bad_input(backend):
+    xp = xp_for(backend)
     f = kernels.get("batch_norm_forward", backend)
-    x = np.zeros((4, 3, 5))
+    x = xp.zeros((4, 3, 5))
     with pytest.raises(ValueError, match=r"batch_norm: running_mean must have shape \(3,\) to match the input's 3 "):
-        f(x, np.zeros(4), np.ones(3), training=True)
+        f(x, xp.zeros(4), xp.ones(3), training=True)
     with pytest.raises(ValueError, match=r"batch_norm: weight must have shape \(3,\)"):
-        f(x, None, None, np.ones(2), None, True)
+        f(x, None, None, xp.ones(2), None, True)
     with pytest.raises(ValueError, match="batch_norm: expected more than 1 value per channel when training"):
-        f(np.zeros((1, 3)), None, None, None, None, True)
+        f(xp.zeros((1, 3)), None, None, None, None, True)
     with pytest.raises(ValueError, match="batch_norm: running_mean and running_var are required in evaluation mode"):
         f(x, None, None, None, None, False)
     with pytest.raises(ValueError, match="batch_norm: input must have at least 2 dimensions"):
-        f(np.zeros(3), None, None, None, None, True)
+        f(xp.zeros(3), None, None, None, None, True)
 
 
 @pytest.mark.parametrize("backend", backends("batch_norm_forward"))
 def test_batch_norm_running_stats_must_be_updatable(backend):
+    xp = xp_for(backend)
     f = kernels.get("batch_norm_forward", backend)
-    x = np.zeros((4, 3), dtype=np.float32)
+    x = xp.zeros((4, 3), dtype=np.float32)
     with pytest.raises(TypeError, match="batch_norm: running_mean must have the input's dtype float32"):
-        f(x, np.zeros(3), np.ones(3, np.float32), training=True)
-    strided = np.zeros(6, np.float32)[::2]
+        f(x, xp.zeros(3), xp.ones(3, np.float32), training=True)
+    strided = xp.zeros(6, np.float32)[::2]
     with pytest.raises(ValueError, match="running_var must be a writeable contiguous array"):
-        f(x, np.zeros(3, np.float32), strided, training=True)
+        f(x, xp.zeros(3, np.float32), strided, training=True)
 
 
 @pytest.mark.parametrize("backend", backends("layer_norm_forward", fast_only=False))
 def test_layer_and_group_norm_bad_input(backend):
+    xp = xp_for(backend)
     with pytest.raises(ValueError, match=r"layer_norm: normalized_shape=\[5\] expects input of shape \(\*, 5\)"):
-        kernels.get("layer_norm_forward", backend)(np.zeros((3, 4)), (5,))
+        kernels.get("layer_norm_forward", backend)(xp.zeros((3, 4)), (5,))
     with pytest.raises(ValueError, match="layer_norm: weight must have"):
-        kernels.get("layer_norm_forward", backend)(np.zeros((3, 4)), (4,), np.ones(3))
+        kernels.get("layer_norm_forward", backend)(xp.zeros((3, 4)), (4,), xp.ones(3))
     with pytest.raises(ValueError, match="group_norm: the input's 4 channels must be divisible by num_groups"):
-        kernels.get("group_norm_forward", backend)(np.zeros((3, 4, 2)), 3)
+        kernels.get("group_norm_forward", backend)(xp.zeros((3, 4, 2)), 3)
     with pytest.raises(ValueError, match=r"group_norm: weight must have shape \(4,\)"):
-        kernels.get("group_norm_forward", backend)(np.zeros((3, 4, 2)), 2, np.ones(2))
+        kernels.get("group_norm_forward", backend)(xp.zeros((3, 4, 2)), 2, xp.ones(2))
 
 
 @pytest.mark.parametrize("name", ['pydl.kernels.reference.norm'])

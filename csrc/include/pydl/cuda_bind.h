@@ -17,5 +17,6 @@ inline T* device_ptr(uintptr_t p) { return reinterpret_cast<T*>(p); }
 inline cudaStream_t as_stream(uintptr_t s) { return reinterpret_cast<cudaStream_t>(s); }
 
 void bind_gemm(pybind11::module_& m);
+void bind_norm(pybind11::module_& m);
 
 }  // namespace pydl::cuda

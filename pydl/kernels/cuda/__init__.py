@@ -7,6 +7,9 @@ imports without CuPy or the CUDA build, so its ``OPS`` can be listed anywhere.
 """
 from . import gemm as _gemm
 from .gemm import gemm, gemm_backward
+from . import norm as _norm
+from .norm import (batch_norm_backward, batch_norm_forward, group_norm_backward, group_norm_forward,
+                   layer_norm_backward, layer_norm_forward)
 
-_FAMILIES = (_gemm,)
+_FAMILIES = (_gemm, _norm)
 OPS = tuple(op for family in _FAMILIES for op in family.OPS)

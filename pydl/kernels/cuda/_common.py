@@ -33,6 +33,11 @@ def element_strides(x):
     return x, [s // x.itemsize for s in x.strides]
 
 
+def ptr(x):
+    """The device pointer of ``x``, or 0 for None (an absent optional array)."""
+    return 0 if x is None else x.data.ptr
+
+
 def launcher(name, dtype):
     """The compiled entry ``<name>_f32`` or ``<name>_f64`` of ``_C_cuda`` for ``dtype``."""
     return getattr(_C_cuda, f"{name}_f32" if dtype == cp.float32 else f"{name}_f64")
