@@ -17,6 +17,7 @@ PYBIND11_MODULE(_C_cuda, m) {
   // One line per kernel family (csrc/cuda/<family>_bind.cpp).
   pydl::cuda::bind_gemm(m);
   pydl::cuda::bind_norm(m);
+  pydl::cuda::bind_softmax(m);
 
   // (usable, reason): whether a device can run our kernels, and if not, why not.
   m.def("device_status", []() {

@@ -10,6 +10,9 @@ from .gemm import gemm, gemm_backward
 from . import norm as _norm
 from .norm import (batch_norm_backward, batch_norm_forward, group_norm_backward, group_norm_forward,
                    layer_norm_backward, layer_norm_forward)
+from . import softmax as _softmax
+from .softmax import (cross_entropy_backward, cross_entropy_forward, log_softmax_backward, log_softmax_forward,
+                      softmax_backward, softmax_forward, svm_loss_backward, svm_loss_forward)
 
-_FAMILIES = (_gemm, _norm)
+_FAMILIES = (_gemm, _norm, _softmax)
 OPS = tuple(op for family in _FAMILIES for op in family.OPS)
