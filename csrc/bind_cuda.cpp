@@ -18,6 +18,8 @@ PYBIND11_MODULE(_C_cuda, m) {
   pydl::cuda::bind_gemm(m);
   pydl::cuda::bind_norm(m);
   pydl::cuda::bind_softmax(m);
+  pydl::cuda::bind_embedding(m);
+  pydl::cuda::bind_dropout(m);
 
   // (usable, reason): whether a device can run our kernels, and if not, why not.
   m.def("device_status", []() {

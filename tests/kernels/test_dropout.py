@@ -26,7 +26,7 @@ def test_dropout_matches_reference(backend, dtype, shape, mask_shape, p, mask_dt
 
 @pytest.mark.parametrize("backend", backends("dropout_forward", fast_only=False))
 def test_dropout_scales_survivors_and_keeps_nan_like_pytorch(backend):
-    x = np.array([2.0, np.nan, -3.0, 4.0], dtype=np.float32)
+    x = xp_for(backend).asarray(np.array([2.0, np.nan, -3.0, 4.0], dtype=np.float32))
     mask = np.array([1, 0, 0, 1], dtype=np.uint8)
     out = to_numpy(kernels.get("dropout_forward", backend)(x, 0.5, mask))
     np.testing.assert_array_equal(out[[0, 3]], [4.0, 8.0])
@@ -39,7 +39,7 @@ def test_dropout_scales_survivors_and_keeps_nan_like_pytorch(backend):
 @pytest.mark.parametrize("backend", backends("dropout_forward", fast_only=False))
 def test_dropout_bad_input(backend):
     f = kernels.get("dropout_forward", backend)
-    x = np.zeros((4, 3, 2), np.float32)
+    x = xp_for(backend).zeros((4, 3, 2), np.float32)
     with pytest.raises(ValueError, match="dropout: p must lie in"):
         f(x, 1.5, np.ones((4, 3, 2), bool))
     with pytest.raises(ValueError, match=r"dropout: mask of shape \(4, 2\) must have the input's shape"):

@@ -6,7 +6,7 @@ import inspect
 import numpy as np
 import pytest
 
-from parity import FLOAT_DTYPES, assert_close, backends, to_numpy
+from parity import FLOAT_DTYPES, assert_close, backends, to_numpy, xp_for
 from pydl import kernels
 from pydl.kernels import reference
 
@@ -20,12 +20,13 @@ SHAPES = [(1, 1, (1,)), (10, 7, (3, 5)), (33, 129, (2, 3, 4)), (1000, 16, (4096,
 @pytest.mark.parametrize("V,E,shape", SHAPES, ids=str)
 @pytest.mark.parametrize("padding_idx", [None, 0, -1])
 def test_matches_reference(backend, dtype, V, E, shape, padding_idx, rng):
+    xp = xp_for(backend)
     weight = rng.standard_normal((V, E)).astype(dtype)
     idx = rng.integers(0, V, size=shape)
-    out = kernels.get("embedding_forward", backend)(weight, idx, padding_idx)
+    out = kernels.get("embedding_forward", backend)(xp.asarray(weight), xp.asarray(idx), padding_idx)
     assert_close(out, reference.embedding_forward(weight, idx, padding_idx), dtype)
     g = rng.standard_normal(shape + (E,)).astype(dtype)
-    grad = kernels.get("embedding_backward", backend)(g, idx, V, padding_idx)
+    grad = kernels.get("embedding_backward", backend)(xp.asarray(g), xp.asarray(idx), V, padding_idx)
     assert_close(grad, reference.embedding_backward(g, idx, V, padding_idx), dtype,
                  atol=1e-5 * np.sqrt(max(1, idx.size / V)) if dtype == np.float32 else None)
 
@@ -33,30 +34,35 @@ def test_matches_reference(backend, dtype, V, E, shape, padding_idx, rng):
 @pytest.mark.parametrize("backend", backends("embedding_forward"))
 @pytest.mark.parametrize("itype", [np.int8, np.uint8, np.int32, np.int64, np.uint64])
 def test_every_integer_dtype(backend, itype, rng):
+    xp = xp_for(backend)
     weight = rng.standard_normal((100, 8)).astype(np.float32)
     idx = rng.integers(0, 100, size=(5, 6)).astype(itype)
-    assert_close(kernels.get("embedding_forward", backend)(weight, idx), weight[idx.astype(np.int64)], np.float32)
+    assert_close(kernels.get("embedding_forward", backend)(xp.asarray(weight), xp.asarray(idx)),
+                 weight[idx.astype(np.int64)], np.float32)
     g = rng.standard_normal((5, 6, 8)).astype(np.float32)
-    assert_close(kernels.get("embedding_backward", backend)(g, idx, 100),
+    assert_close(kernels.get("embedding_backward", backend)(xp.asarray(g), xp.asarray(idx), 100),
                  reference.embedding_backward(g, idx.astype(np.int64), 100), np.float32)
 
 
 @pytest.mark.parametrize("backend", backends("embedding_forward"))
 def test_repeated_indices_add_up_and_padding_gets_nothing(backend):
-    idx = np.array([[1, 1, 2], [1, 0, 2]])
-    g = np.ones((2, 3, 2), dtype=np.float64)
+    xp = xp_for(backend)
+    idx = xp.asarray(np.array([[1, 1, 2], [1, 0, 2]]))
+    g = xp.ones((2, 3, 2), dtype=np.float64)
     grad = to_numpy(kernels.get("embedding_backward", backend)(g, idx, 4, padding_idx=2))
     np.testing.assert_array_equal(grad, [[1, 1], [3, 3], [0, 0], [0, 0]])
 
 
 @pytest.mark.parametrize("backend", backends("embedding_forward"))
 def test_strided_inputs(backend, rng):
-    weight = rng.standard_normal((8, 20)).astype(np.float32)[:, ::2]     # (8, 10), strided
-    idx = rng.integers(0, 8, size=(6, 4)).T                              # (4, 6), transposed
-    assert_close(kernels.get("embedding_forward", backend)(weight, idx), weight[idx], np.float32)
-    g = rng.standard_normal((6, 4, 10)).astype(np.float32).transpose(1, 0, 2)
-    assert_close(kernels.get("embedding_backward", backend)(g, idx, 8), reference.embedding_backward(g, idx, 8),
-                 np.float32)
+    xp = xp_for(backend)
+    weight = xp.asarray(rng.standard_normal((8, 20)).astype(np.float32))[:, ::2]  # (8, 10), strided
+    idx = xp.asarray(rng.integers(0, 8, size=(6, 4))).T                           # (4, 6), transposed
+    nw, ni = to_numpy(weight), to_numpy(idx)
+    assert_close(kernels.get("embedding_forward", backend)(weight, idx), nw[ni], np.float32)
+    g = xp.asarray(rng.standard_normal((6, 4, 10)).astype(np.float32)).transpose(1, 0, 2)
+    assert_close(kernels.get("embedding_backward", backend)(g, idx, 8),
+                 reference.embedding_backward(to_numpy(g), ni, 8), np.float32)
 
 
 def test_reference_is_a_one_hot_product(rng):
@@ -91,14 +97,15 @@ def test_cpu_functions_take_the_reference_argument_names(rng):
 @pytest.mark.parametrize("backend", backends("embedding_forward"))
 def test_bad_input_is_reported(backend, rng):
     fwd, bwd = kernels.get("embedding_forward", backend), kernels.get("embedding_backward", backend)
-    w = rng.standard_normal((5, 3)).astype(np.float32)
+    xp = xp_for(backend)
+    w = xp.asarray(rng.standard_normal((5, 3)).astype(np.float32))
     with pytest.raises(IndexError, match=r"embedding_forward: index 5 out of range for num_embeddings 5 "
                                          r"\(at indices\[1, 0\]\)"):
         fwd(w, np.array([[0, 1], [5, 2]]))
     with pytest.raises(IndexError, match=r"index -1 out of range"):
         fwd(w, np.array([-1]))
     with pytest.raises(IndexError, match=r"embedding_backward: index 7 out of range for num_embeddings 5"):
-        bwd(np.ones((2, 3), np.float32), np.array([7, 0]), 5)
+        bwd(xp.ones((2, 3), np.float32), np.array([7, 0]), 5)
     with pytest.raises(TypeError, match="indices must be integers"):
         fwd(w, np.array([0.0, 1.0]))
     with pytest.raises(ValueError, match="weight must have 2 dimensions"):
@@ -106,7 +113,7 @@ def test_bad_input_is_reported(backend, rng):
     with pytest.raises(ValueError, match="padding_idx 5 must be within num_embeddings 5"):
         fwd(w, np.array([0]), 5)
     with pytest.raises(ValueError, match=r"grad_out must have shape indices.shape \+ \(embedding_dim,\)"):
-        bwd(np.ones((3, 3), np.float32), np.array([0, 1]), 5)
+        bwd(xp.ones((3, 3), np.float32), np.array([0, 1]), 5)
 
 
 def test_reference_docstring_examples():

@@ -19,5 +19,7 @@ inline cudaStream_t as_stream(uintptr_t s) { return reinterpret_cast<cudaStream_
 void bind_gemm(pybind11::module_& m);
 void bind_norm(pybind11::module_& m);
 void bind_softmax(pybind11::module_& m);
+void bind_embedding(pybind11::module_& m);
+void bind_dropout(pybind11::module_& m);
 
 }  // namespace pydl::cuda

@@ -13,6 +13,10 @@ from .norm import (batch_norm_backward, batch_norm_forward, group_norm_backward,
 from . import softmax as _softmax
 from .softmax import (cross_entropy_backward, cross_entropy_forward, log_softmax_backward, log_softmax_forward,
                       softmax_backward, softmax_forward, svm_loss_backward, svm_loss_forward)
+from . import embedding as _embedding
+from .embedding import embedding_backward, embedding_forward
+from . import dropout as _dropout
+from .dropout import dropout_backward, dropout_forward
 
-_FAMILIES = (_gemm, _norm, _softmax)
+_FAMILIES = (_gemm, _norm, _softmax, _embedding, _dropout)
 OPS = tuple(op for family in _FAMILIES for op in family.OPS)
