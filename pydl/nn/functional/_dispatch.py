@@ -9,7 +9,7 @@ a host round trip (correct, slow; a GPU kernel replaces it without any change he
 import numpy as np
 
 from ... import kernels as _registry
-from ..._device import check_same_device
+from ..._device import check_same_device, to_device
 from ...kernels import cpu as _cpu
 from ...tensor import Tensor
 
@@ -32,29 +32,19 @@ def kernel(name, arr, inplace=()):
 
 
 def _host_round_trip(fn, inplace):
-    import cupy
-
-    def to_host(a):
-        if isinstance(a, cupy.ndarray):
-            return cupy.asnumpy(a)
+    def on(where, a):
         if isinstance(a, tuple):
-            return tuple(to_host(v) for v in a)
-        return a
-
-    def to_device(a):
-        if isinstance(a, np.ndarray):
-            return cupy.asarray(a)
-        if isinstance(a, tuple):
-            return tuple(to_device(v) for v in a)
-        return a
+            return tuple(on(where, v) for v in a)
+        is_array = isinstance(a, np.ndarray) or hasattr(a, "__cuda_array_interface__")
+        return to_device(a, where) if is_array else a
 
     def run(*args, **kwargs):
-        host_args = [to_host(a) for a in args]
-        out = fn(*host_args, **{k: to_host(v) for k, v in kwargs.items()})
+        host_args = [on("cpu", a) for a in args]
+        out = fn(*host_args, **{k: on("cpu", v) for k, v in kwargs.items()})
         for i in inplace:  # running statistics updated on the host go back to the device
-            if isinstance(args[i], cupy.ndarray):
-                args[i][...] = cupy.asarray(host_args[i])
-        return to_device(out)
+            if args[i] is not host_args[i]:
+                args[i][...] = to_device(host_args[i], "cuda")
+        return on("cuda", out)
 
     return run
 

@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 
+from ..._device import array_module
 from ...tensor import Tensor, _make
 from .. import functional as F
 from .. import init
@@ -143,7 +144,8 @@ class MultiheadAttention(Module):
             kp = kp[:, None, None, :]
             mask = kp if mask is None else mask + kp
         if causal and (need_weights or mask is not None):  # the kernel's causal flag cannot combine with a mask
-            causal_mask = np.where(np.triu(np.ones((L, S), dtype=bool), 1), -np.inf, 0.0).astype(dt)
+            xp = array_module(q.data)
+            causal_mask = xp.where(xp.triu(xp.ones((L, S), dtype=bool), 1), -np.inf, 0.0).astype(dt)
             mask = causal_mask if mask is None else mask + causal_mask
             causal = False
         dropout_p = self.dropout if self.training else 0.0
@@ -151,14 +153,14 @@ class MultiheadAttention(Module):
         if need_weights:
             scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(Dh))
             if mask is not None:
-                scores = scores + _make(np.asarray(mask, dtype=dt))
+                scores = scores + _make(mask.astype(dt, copy=False))
             attn = F.softmax(scores, dim=-1)
             weights = attn.mean(dim=1) if average_attn_weights else attn
             if dropout_p > 0:
                 attn = F.dropout(attn, dropout_p, training=True)
             out = attn @ v
         else:
-            sdpa_mask = None if mask is None else _make(np.ascontiguousarray(mask))
+            sdpa_mask = None if mask is None else _make(array_module(mask).ascontiguousarray(mask))
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=sdpa_mask, dropout_p=dropout_p,
                                                  is_causal=causal)
         out = out.permute(2, 0, 1, 3).reshape(L, N, E)

@@ -18,6 +18,7 @@ import math
 
 import numpy as np
 
+from ..._device import array_module
 from ...autograd.function import Node
 from ...autograd.grad_mode import GradMode
 from ...tensor import Tensor, _make
@@ -50,7 +51,7 @@ class _FlatOutputsBackward(Node):
         parts, pos = [], 0
         for shape in self.shapes:
             n = int(np.prod(shape))
-            parts.append(np.ascontiguousarray(grad[pos:pos + n].reshape(shape)))
+            parts.append(array_module(grad).ascontiguousarray(grad[pos:pos + n].reshape(shape)))
             pos += n
         grads = self.backward_kernel(*parts, self.cache)
         return tuple(None if e is None else g for e, g in zip(self.next_edges, grads))
@@ -61,7 +62,8 @@ def _run_kernel(name, tensors, n_states):
     1 + n_states outputs as Tensors linked to one backward node."""
     op = name + "_forward"
     arrays = as_float(op, *tensors)
-    arrays = [None if a is None else np.ascontiguousarray(a) for a in arrays]
+    xp = array_module(arrays[0])
+    arrays = [None if a is None else xp.ascontiguousarray(a) for a in arrays]
     res = kernel(op, arrays[0])(*arrays)
     outs, cache = res[:-1], res[-1]
     if not (GradMode.enabled and any(t is not None and t.requires_grad for t in tensors)):
@@ -101,7 +103,7 @@ def _sequence(mode, x, h0, c0, w):
         out, h = _run_kernel("gru", [x, h0] + list(w), 1)
         return out, h, None
     if h0 is None:
-        h0 = _make(np.zeros((x.shape[1], w[1].shape[1]), dtype=x.dtype))
+        h0 = _make(array_module(x.data).zeros((x.shape[1], w[1].shape[1]), dtype=x.dtype))
     out, h = _rnn_steps(x, h0, *w, "relu" if mode == "RNN_RELU" else "tanh")
     return out, h, None
 
@@ -167,7 +169,7 @@ class RNNBase(Module):
             if reverse:
                 out = out.flip(0)
             if length < T:
-                pad = _make(np.zeros((T - length, len(idx), H), dtype=out.dtype))
+                pad = _make(array_module(out.data).zeros((T - length, len(idx), H), dtype=out.dtype))
                 out = F_cat([out, pad], 0)
             outs.append(out)
             hs.append(h)
@@ -357,7 +359,7 @@ class RNNCellBase(Module):
         out = []
         for s in states:
             if s is None:
-                s = _make(np.zeros((B, self.hidden_size), dtype=x.dtype))
+                s = _make(array_module(x.data).zeros((B, self.hidden_size), dtype=x.dtype))
             elif not batched:
                 s = s.unsqueeze(0)
             if tuple(s.shape) != (B, self.hidden_size):

@@ -145,7 +145,7 @@ def _detect_is_causal(mask, is_causal):
     m = mask.data if isinstance(mask, Tensor) else np.asarray(mask)
     if m.ndim != 2 or m.shape[0] != m.shape[1]:
         return False
-    upper = np.triu(np.ones(m.shape, dtype=bool), 1)
+    upper = np.triu(np.ones_like(m, dtype=bool), 1)  # on m's device
     if m.dtype == np.bool_:
         return bool(np.array_equal(m, upper))
     return bool(np.all(np.isneginf(m[upper])) and np.all(m[~upper] == 0))
@@ -235,4 +235,4 @@ class Transformer(Module):
     def generate_square_subsequent_mask(sz, device=None, dtype=None):
         """(sz, sz) float mask: 0 on and below the diagonal, -inf above (position i sees j <= i)."""
         m = np.triu(np.full((sz, sz), -np.inf, dtype=dtype or np.float32), 1)
-        return _make(m)
+        return _make(m) if device is None else _make(m).to(device)

@@ -4,6 +4,8 @@ import math
 
 import numpy as np
 
+from ..._device import array_module
+
 __all__ = ["clip_grad_norm_", "clip_grad_value_"]
 
 
@@ -21,23 +23,15 @@ def _grads(parameters, fn):
     return grads
 
 
-def _xp(array):
-    if isinstance(array, np.ndarray):
-        return np
-    import cupy
-
-    return cupy
-
-
 def _vector_norm(g, norm_type):
     """The ``norm_type``-norm of all elements of ``g``, as a float."""
     if norm_type == 2.0:
         flat = g.ravel()
         if flat.dtype.kind != "f":
-            return float(_xp(g).linalg.norm(flat.astype(np.float64)))
+            return float(array_module(g).linalg.norm(flat.astype(np.float64)))
         with np.errstate(over="ignore"):
             total = float(flat @ flat)
-        if math.isinf(total) and bool(_xp(g).isfinite(flat).all()):  # squares overflowed float32
+        if math.isinf(total) and bool(array_module(g).isfinite(flat).all()):  # squares overflowed float32
             flat = flat.astype(np.float64)
             total = float(flat @ flat)
         return math.sqrt(total)
@@ -123,4 +117,4 @@ def clip_grad_value_(parameters, clip_value, foreach=None):
     if clip_value < 0:
         raise ValueError(f"clip_grad_value_: clip_value must be non-negative, got {clip_value}")
     for g in _grads(parameters, "clip_grad_value_"):
-        _xp(g).clip(g, -clip_value, clip_value, out=g)
+        array_module(g).clip(g, -clip_value, clip_value, out=g)
