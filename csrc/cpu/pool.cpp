@@ -408,25 +408,6 @@ py::array max_unpool2d_backward_py(py::object grad_out, py::object indices) {
 // avg_pool2d
 // ---------------------------------------------------------------------------------------
 
-// The clipped window of output (oh, ow) and its divisor (PyTorch's avg_pool2d rule).
-struct AvgWindow {
-  int64_t h0, h1, w0, w1;
-  int64_t divisor;
-};
-
-inline AvgWindow avg_window(const Pool2dShape& s, int64_t oh, int64_t ow, bool count_include_pad,
-                            int64_t divisor_override) {
-  int64_t h0 = oh * s.SH - s.PH, w0 = ow * s.SW - s.PW;
-  int64_t h1 = std::min(h0 + s.KH, s.H + s.PH), w1 = std::min(w0 + s.KW, s.W + s.PW);
-  const int64_t pool_size = (h1 - h0) * (w1 - w0);
-  h0 = std::max<int64_t>(h0, 0);
-  w0 = std::max<int64_t>(w0, 0);
-  h1 = std::min(h1, s.H);
-  w1 = std::min(w1, s.W);
-  int64_t div = divisor_override ? divisor_override : count_include_pad ? pool_size : (h1 - h0) * (w1 - w0);
-  return {h0, h1, w0, w1, div};
-}
-
 template <typename T>
 void avg_pool2d_kernel(const T* x, T* out, const Pool2dShape& s, bool cip, int64_t dov) {
   const int t = plane_threads(s.P, std::max<int64_t>(s.H * s.W, s.OH * s.OW * s.KH * s.KW));

@@ -21,5 +21,6 @@ void bind_norm(pybind11::module_& m);
 void bind_softmax(pybind11::module_& m);
 void bind_embedding(pybind11::module_& m);
 void bind_dropout(pybind11::module_& m);
+void bind_pool(pybind11::module_& m);
 
 }  // namespace pydl::cuda

@@ -50,6 +50,29 @@ struct Pool2dShape {
   int64_t KH, KW, SH, SW, PH, PW, DH, DW;
 };
 
+// The clipped window of average-pooling output (oh, ow) and its divisor (PyTorch's
+// avg_pool2d rule): divisor_override when non-zero, else the window's size counting the
+// padding (a ceil_mode window hanging past the padding counts only up to it) when
+// count_include_pad, else the number of real inputs.
+struct AvgWindow {
+  int64_t h0, h1, w0, w1;
+  int64_t divisor;
+};
+
+PYDL_HOST_DEVICE inline AvgWindow avg_window(const Pool2dShape& s, int64_t oh, int64_t ow, bool count_include_pad,
+                                             int64_t divisor_override) {
+  int64_t h0 = oh * s.SH - s.PH, w0 = ow * s.SW - s.PW;
+  int64_t h1 = h0 + s.KH < s.H + s.PH ? h0 + s.KH : s.H + s.PH;
+  int64_t w1 = w0 + s.KW < s.W + s.PW ? w0 + s.KW : s.W + s.PW;
+  const int64_t pool_size = (h1 - h0) * (w1 - w0);
+  h0 = h0 > 0 ? h0 : 0;
+  w0 = w0 > 0 ? w0 : 0;
+  h1 = h1 < s.H ? h1 : s.H;
+  w1 = w1 < s.W ? w1 : s.W;
+  const int64_t div = divisor_override ? divisor_override : count_include_pad ? pool_size : (h1 - h0) * (w1 - w0);
+  return {h0, h1, w0, w1, div};
+}
+
 // The plane kernels compiled per ISA (csrc/cpu/pool_isa.cpp).
 template <typename T>
 struct PoolKernelsT {

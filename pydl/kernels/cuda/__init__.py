@@ -17,6 +17,11 @@ from . import embedding as _embedding
 from .embedding import embedding_backward, embedding_forward
 from . import dropout as _dropout
 from .dropout import dropout_backward, dropout_forward
+from . import pool as _pool
+from .pool import (adaptive_avg_pool2d_backward, adaptive_avg_pool2d_forward, adaptive_max_pool2d_backward,
+                   adaptive_max_pool2d_forward, avg_pool2d_backward, avg_pool2d_forward,
+                   fractional_max_pool2d_backward, fractional_max_pool2d_forward, max_pool2d_backward,
+                   max_pool2d_forward, max_unpool2d_backward, max_unpool2d_forward)
 
-_FAMILIES = (_gemm, _norm, _softmax, _embedding, _dropout)
+_FAMILIES = (_gemm, _norm, _softmax, _embedding, _dropout, _pool)
 OPS = tuple(op for family in _FAMILIES for op in family.OPS)
