@@ -14,8 +14,12 @@
 //   input grad   cols = W_g^T @ grad_out_tile                    grad_x += col2im(cols)
 //   bias grad    per (image, channel) sums of the grad_out tiles the gemms read anyway
 // How each product is handed to the gemm decides how near its peak it runs (measured on
-// the canonical layers, see the comments at each choice): the forward product runs
-// pixel-major (cols^T @ W_g^T, then a SIMD transpose) for 64-channel deep layers; shallow
+// the canonical layers, see the comments at each choice): the forward product of deep
+// layers on large images (ResNet's 56x56, AlexNet's first layer) runs pixel-major as an
+// implicit GEMM: cols^T @ W_g^T with cols^T packed by the gemm straight from the padded,
+// phase-split image (conv.h's WidePlane: each tap a contiguous run of it), never
+// materialised, then a SIMD transpose (1 thread, CPU time: ResNet 162 -> 194 GFLOP/s,
+// AlexNet-1 146 -> 172 against the materialised columns); shallow
 // ones (CKK 25-27) pad W_g with zero rows so that no register tile is ragged; the weight
 // gradient of thin layers is a dot product along the pixels (conv_isa.cpp) instead of a
 // gemm whose two operands would both be packed from transposed views. A 1x1 stride-1
@@ -36,7 +40,9 @@
 // the gemm weight gradient sums each thread's share in thread order.
 //
 // Workspace, per thread, thread-local and kept between calls (never the whole batch):
-// one column buffer of CKK x tileN elements, tileN as many whole output rows as fit
+// implicit GEMM: the image's WidePlane (the image padded: Cg x Hq x Wq elements, Hq, Wq
+// the output size plus the kernel's reach) and its (pixels, Kg) product; otherwise one
+// column buffer of CKK x tileN elements, tileN as many whole output rows as fit
 // kDefaultTileKB = 8 MiB (at least one row; a whole 64x56x56 ResNet image is 7 MiB: larger
 // tiles measured faster up to there, 2 MiB -> 8 MiB +6%), none for 1x1 convs; the tile
 // computed aside when it is transposed or padded (Kg x tileN); for strided convs the
@@ -54,6 +60,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <memory>
 #include <new>
 #include <string>
@@ -80,6 +87,11 @@ template <typename T>
 void run_gemm(const GemmArgs<T>& g) {
   if constexpr (std::is_same_v<T, float>) pick_gemm_kernels().f32(g);
   else pick_gemm_kernels().f64(g);
+}
+template <typename T>
+void run_gemm(const GemmArgs<T>& g, const GemmPackA<T>& a) {
+  if constexpr (std::is_same_v<T, float>) pick_gemm_kernels().f32_pack_a(g, a);
+  else pick_gemm_kernels().f64_pack_a(g, a);
 }
 
 // Output rows per tile: as many as fit the column-buffer budget, at least one.
@@ -137,28 +149,79 @@ constexpr int64_t kTransposedMinDepth = 128;
 // 28x28 128ch 5.0 vs 4.6-5.3, 14x14 256ch 6.3 vs 4.8).
 constexpr int64_t kTransposedMinPixels = 2048;
 
+// Orientation: out_tile (Kg, tileN) = W_g @ cols puts the Kg channels on the gemm's rows,
+// out^T (OHW, Kg) = cols^T @ W_g^T on its columns, then transposes the tile back (adding
+// the bias on the way). The second wastes less of the last register tile when Kg is a
+// multiple of NR but not of MR (64 channels: 12-row tiles waste 11%), and its A operand,
+// cols^T, is packed by the gemm straight from the image (forward_implicit), which pays for
+// the transpose when the product is deep enough (measured: +3-4% at CKK 363 and 576 with
+// materialised columns, -12% at CIFAR's 27).
+template <typename T>
+bool forward_transposed(const ConvGeometry& g) {
+  int64_t mr, nr;
+  micro_tile<T>(mr, nr);
+  const int force_t = g_force_transposed.load();
+  if (force_t >= 0) return force_t == 1;
+  const int64_t Kg = g.Kg();
+  return round_up(Kg, nr) < round_up(Kg, mr) && g.CKK() >= kTransposedMinDepth && g.OHW() >= kTransposedMinPixels;
+}
+
+// W_g^T per group: (G, CKK, Kg)
+template <typename T>
+std::vector<T> transposed_weights(const ConvGeometry& g, const T* w) {
+  const int64_t Kg = g.Kg(), CKK = g.CKK();
+  std::vector<T> wT(size_t(g.G * CKK * Kg));
+  for (int64_t gi = 0; gi < g.G; ++gi)
+    for (int64_t k = 0; k < Kg; ++k)
+      for (int64_t r = 0; r < CKK; ++r) wT[(gi * CKK + r) * Kg + k] = w[(gi * Kg + k) * CKK + r];
+  return wT;
+}
+
+// Implicit GEMM, one image per task: out^T (pixels, Kg) = cols^T @ W_g^T with cols^T packed by
+// the gemm from the padded, phase-split image (ImplicitColumns), then transposed into place
+// row by row with the bias (dropping the columns past each output row).
+// Workspace per thread: the image's WidePlane, the (pixels, Kg) product, CKK taps.
+template <typename T>
+void forward_implicit(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* out) {
+  const ConvLoops<T>& L = conv_loops<T>();
+  const int64_t Kg = g.Kg(), Cg = g.Cg(), CKK = g.CKK(), OW = g.OW, OHW = g.OHW();
+  const WidePlane wp(g);
+  const int64_t M = wp.rows(g);
+  const std::vector<T> wT = transposed_weights(g, w);
+  const Split s = split(g.N, g.N * g.K * CKK * OHW);
+  std::exception_ptr failure;  // an exception may not leave an OpenMP region: carry it out
+#pragma omp parallel for schedule(static) num_threads(s.outer) if (s.outer > 1)
+  for (int64_t n = 0; n < g.N; ++n) {
+    try {
+      T* plane = thread_scratch<T, 1>(size_t(wp.size(g)));
+      T* aside = thread_scratch<T, 2>(size_t(M * Kg));  // (M, Kg)
+      int64_t* taps = thread_scratch<int64_t, 0>(size_t(CKK));
+      for (int64_t gi = 0; gi < g.G; ++gi) {
+        L.implicit_columns(g, x + (n * g.C + gi * Cg) * g.HW(), plane, taps);
+        const ImplicitColumns<T> cols{plane, taps};
+        run_gemm(GemmArgs<T>{M, Kg, CKK, nullptr, 0, 0, wT.data() + gi * CKK * Kg, Kg, 1, aside, Kg, T(1), T(0),
+                             s.inner},
+                 GemmPackA<T>{L.pack_columns, &cols});
+        T* o = out + (n * g.K + gi * Kg) * OHW;  // (Kg, OH, OW)
+        for (int64_t oh = 0; oh < g.OH; ++oh)
+          L.transpose_bias(aside + oh * wp.Wq * Kg, OW, Kg, Kg, bias ? bias + gi * Kg : nullptr, o + oh * OW, OHW);
+      }
+    } catch (...) {
+#pragma omp critical(pydl_conv_failure)
+      if (!failure) failure = std::current_exception();
+    }
+  }
+  if (failure) std::rethrow_exception(failure);
+}
+
 template <typename T>
 void forward_gemm(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* out) {
   const ConvLoops<T>& L = conv_loops<T>();
   const int64_t Kg = g.Kg(), Cg = g.Cg(), CKK = g.CKK(), OW = g.OW, OHW = g.OHW();
   const bool pointwise = g.pointwise();
   const int64_t rows = tile_rows<T>(g), tiles = (g.OH + rows - 1) / rows;
-  // Orientation: out_tile (Kg, tileN) = W_g @ cols puts the Kg channels on the gemm's rows,
-  // out_tile^T (tileN, Kg) = cols^T @ W_g^T on its columns, then transposes the tile back
-  // (adding the bias on the way). The second wastes less of the last register tile when
-  // Kg is a multiple of NR but not of MR (64 channels: 12-row tiles waste 11%), which pays
-  // for the transpose when the product is deep enough (measured: +3-4% at CKK 363 and 576,
-  // -12% at CIFAR's 27).
   int64_t mr, nr;
   micro_tile<T>(mr, nr);
-  const int force_t = g_force_transposed.load();
-  const bool transposed =
-      force_t >= 0 ? force_t == 1
-                   : round_up(Kg, nr) < round_up(Kg, mr) && CKK >= kTransposedMinDepth && OHW >= kTransposedMinPixels;
-  std::vector<T> wT(transposed ? size_t(g.G * CKK * Kg) : 0);  // (G, CKK, Kg): W_g^T per group
-  for (int64_t gi = 0; transposed && gi < g.G; ++gi)
-    for (int64_t k = 0; k < Kg; ++k)
-      for (int64_t r = 0; r < CKK; ++r) wT[(gi * CKK + r) * Kg + k] = w[(gi * Kg + k) * CKK + r];
   // Channel-major with Kg not a multiple of MR: the last register tile of every column panel
   // is ragged, computed aside and copied element by element by the gemm, which costs as much
   // as the tile itself in a shallow product (CKK 25-27). W is then padded with zero rows to
@@ -166,7 +229,7 @@ void forward_gemm(const ConvGeometry& g, const T* x, const T* w, const T* bias, 
   // LeNet, +14% at CIFAR; nothing measurable at CKK >= 128).
   const int force_p = g_force_padded.load();
   const int64_t Kp = round_up(Kg, mr);
-  const bool padded = !transposed && Kp != Kg && (force_p >= 0 ? force_p == 1 : CKK < kTransposedMinDepth);
+  const bool padded = Kp != Kg && (force_p >= 0 ? force_p == 1 : CKK < kTransposedMinDepth);
   std::vector<T> wP(padded ? size_t(g.G * Kp * CKK) : 0, T(0));  // (G, Kp, CKK)
   for (int64_t gi = 0; padded && gi < g.G; ++gi)
     std::copy(w + gi * Kg * CKK, w + (gi + 1) * Kg * CKK, wP.begin() + gi * Kp * CKK);
@@ -177,8 +240,7 @@ void forward_gemm(const ConvGeometry& g, const T* x, const T* w, const T* bias, 
     const int64_t tileN = (oh1 - oh0) * OW;
     T* cols = pointwise ? nullptr : thread_scratch<T, 0>(size_t(CKK * rows * OW));  // (CKK, tileN)
     T* scratch = thread_scratch<T, 1>(size_t(conv_scratch_size(g, rows)));
-    // (tileN, Kg) when transposed, (Kp, tileN) when padded
-    T* aside = transposed || padded ? thread_scratch<T, 2>(size_t(rows * OW * (transposed ? Kg : Kp))) : nullptr;
+    T* aside = padded ? thread_scratch<T, 2>(size_t(rows * OW * Kp)) : nullptr;  // (Kp, tileN)
     for (int64_t gi = 0; gi < g.G; ++gi) {
       const T* xg = x + (n * g.C + gi * Cg) * g.HW();  // (Cg, H, W)
       T* o = out + (n * g.K + gi * Kg) * OHW + oh0 * OW;  // (Kg, tileN), row stride OHW
@@ -189,11 +251,7 @@ void forward_gemm(const ConvGeometry& g, const T* x, const T* w, const T* bias, 
         B = cols, ld = tileN;
       }
       const T* bg = bias ? bias + gi * Kg : nullptr;
-      if (transposed) {
-        run_gemm(GemmArgs<T>{tileN, Kg, CKK, B, 1, ld, wT.data() + gi * CKK * Kg, Kg, 1, aside, Kg, T(1), T(0),
-                             s.inner});
-        L.transpose_bias(aside, tileN, Kg, Kg, bg, o, OHW);
-      } else if (padded) {
+      if (padded) {
         run_gemm(GemmArgs<T>{Kp, tileN, CKK, wP.data() + gi * Kp * CKK, CKK, 1, B, ld, 1, aside, tileN, T(1), T(0),
                              s.inner});
         L.copy_bias(aside, Kg, tileN, tileN, bg, o, OHW);
@@ -369,10 +427,7 @@ void forward_batched(const ConvGeometry& g, const T* x, const T* w, const T* bia
   // little, and transposing W (up to 9 MiB, strided) would cost more (measured 18.1 -> 6.5 ms
   // at 512 -> 512, 4x4, batch 32).
   const bool transposed = force_t == 1;
-  std::vector<T> wT(transposed ? size_t(g.G * CKK * Kg) : 0);  // (G, CKK, Kg)
-  for (int64_t gi = 0; transposed && gi < g.G; ++gi)
-    for (int64_t k = 0; k < Kg; ++k)
-      for (int64_t r = 0; r < CKK; ++r) wT[(gi * CKK + r) * Kg + k] = w[(gi * Kg + k) * CKK + r];
+  const std::vector<T> wT = transposed ? transposed_weights(g, w) : std::vector<T>();  // (G, CKK, Kg)
   const Split s = split(tasks, g.N * g.K * CKK * OHW);
 #pragma omp parallel for schedule(static) num_threads(s.outer) if (s.outer > 1)
   for (int64_t task = 0; task < tasks; ++task) {
@@ -484,6 +539,7 @@ void conv2d_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias
   if (g.N == 0 || g.K == 0) return;
   if (use_direct(g, false)) forward_depthwise(g, x, w, bias, out);
   else if (const int64_t nb = images_per_tile<T>(g); nb > 1) forward_batched(g, x, w, bias, out, nb);
+  else if (forward_transposed<T>(g)) forward_implicit(g, x, w, bias, out);
   else forward_gemm(g, x, w, bias, out);
 }
 

@@ -172,6 +172,67 @@ void col2im(const ConvGeometry& g, T* cols, int64_t oh0, int64_t oh1, T* x, T* s
   if (g.SW > 1) dst_rows.merge(x, g.Cg());
 }
 
+template <typename T>
+void implicit_columns(const ConvGeometry& g, const T* x, T* plane, int64_t* taps) {
+  const WidePlane wp(g);
+  const int64_t Hq = wp.Hq, Wq = wp.Wq, Cg = g.Cg();
+  T* dst = plane;
+  for (int64_t rh = 0; rh < g.SH; ++rh)
+    for (int64_t rw = 0; rw < g.SW; ++rw) {
+      int64_t lo, hi;  // the phase's columns q that lie in the image: iw = q * SW + rw - PW
+      valid_columns(rw - g.PW, g.SW, g.W, Wq, lo, hi);
+      for (int64_t c = 0; c < Cg; ++c)
+        for (int64_t a = 0; a < Hq; ++a, dst += Wq) {
+          const int64_t ih = a * g.SH + rh - g.PH;
+          if (ih < 0 || ih >= g.H || lo >= hi) {
+            zero(dst, Wq);
+            continue;
+          }
+          const T* src = x + (c * g.H + ih) * g.W + lo * g.SW + rw - g.PW;
+          zero(dst, lo);
+          if (g.SW == 1) copy(dst + lo, src, hi - lo);
+          else
+            for (int64_t q = lo; q < hi; ++q) dst[q] = src[(q - lo) * g.SW];
+          zero(dst + hi, Wq - hi);
+        }
+    }
+  for (int64_t c = 0; c < Cg; ++c)
+    for (int64_t kh = 0; kh < g.KH; ++kh)
+      for (int64_t kw = 0; kw < g.KW; ++kw) {
+        const int64_t ah = kh * g.DH / g.SH, rh = kh * g.DH % g.SH, aw = kw * g.DW / g.SW, rw = kw * g.DW % g.SW;
+        *taps++ = (((rh * g.SW + rw) * Cg + c) * Hq + ah) * Wq + aw;
+      }
+}
+
+// pack_columns: each panel row is mr consecutive elements of the plane (the panel's pixels
+// in one tap), zero past the last pixel.
+template <typename T>
+void pack_columns(const void* ctx, int64_t i0, int64_t mc, int64_t p0, int64_t kc, int64_t mr, T* packed) {
+  const ImplicitColumns<T>& cols = *static_cast<const ImplicitColumns<T>*>(ctx);
+  const int64_t* taps = cols.taps + p0;
+  for (int64_t i = 0; i < mc; i += mr, packed += kc * mr) {
+    const int64_t n = std::min(mr, mc - i);
+    const T* src = cols.plane + i0 + i;
+#if defined(__AVX512F__)
+    if constexpr (std::is_same_v<T, float>) {
+      if (mr <= 16) {  // one masked vector per panel row
+        const __mmask16 load = __mmask16((1u << n) - 1), store = __mmask16((1u << mr) - 1);
+        for (int64_t p = 0; p < kc; ++p)
+          _mm512_mask_storeu_ps(packed + p * mr, store, _mm512_maskz_loadu_ps(load, src + taps[p]));
+        continue;
+      }
+    }
+#endif
+    for (int64_t p = 0; p < kc; ++p) {
+      T* d = packed + p * mr;
+      const T* s = src + taps[p];
+      int64_t r = 0;
+      for (; r < n; ++r) d[r] = s[r];
+      for (; r < mr; ++r) d[r] = T(0);
+    }
+  }
+}
+
 // Register transposes of square blocks: B rows of src (B channels each) become B rows of
 // dst (B pixels each), plus the bias of each channel (float32 on AVX-512 and AVX2; the
 // other types and ISAs copy element by element).
@@ -351,7 +412,7 @@ double sum(const T* x, int64_t n) {
 template <typename T>
 constexpr ConvLoops<T> loops() {
   return {&im2col<T>, &col2im<T>, &depthwise_forward<T>, &depthwise_backward<T>, &transpose_bias<T>, &copy_bias<T>,
-          &dot_rows<T>, &sum<T>};
+          &dot_rows<T>, &sum<T>, &implicit_columns<T>, &pack_columns<T>};
 }
 
 }  // namespace

@@ -19,6 +19,10 @@
 // in registers: AVX-512 12 x 32 floats (24 zmm), AVX2 6 x 16 (12 ymm), baseline 6 x 8.
 // Each k step loads NV vectors of B, broadcasts MR values of A and issues MR * NV FMAs.
 //
+// Implicit GEMM (gemm_pack_a): the same loop nest with the A blocks written into packed_a
+// by the caller's packer (GemmPackA) instead of packed from a strided matrix; conv2d packs
+// its columns straight from the image that way.
+//
 // Threads: C is split into one block per thread (see gemm below), each block a serial
 // Goto GEMM with its own packed buffers; no barriers, at the cost of re-packing the
 // operand shared by the blocks (measured faster and steadier on this shared 2-core
@@ -96,6 +100,27 @@ void pack_b_panel(int64_t nr, int64_t kc, const T* B, int64_t rs, int64_t cs, T*
   }
 }
 
+// Where packed_a's blocks come from: a strided matrix (the ordinary gemm) ...
+template <typename T, int MR>
+struct StridedA {
+  const T* A;
+  int64_t rs, cs;
+  void pack(int64_t i0, int64_t mc, int64_t p0, int64_t kc, T* packed) const {
+    pack_a_block<T, MR>(mc, kc, A + i0 * rs + p0 * cs, rs, cs, packed);
+  }
+  StridedA rows_from(int64_t r0) const { return {A + r0 * rs, rs, cs}; }
+};
+// ... or the caller's packer (implicit GEMM, see GemmPackA).
+template <typename T, int MR>
+struct CallerA {
+  GemmPackA<T> p;
+  int64_t row0;
+  void pack(int64_t i0, int64_t mc, int64_t p0, int64_t kc, T* packed) const {
+    p.pack(p.ctx, row0 + i0, mc, p0, kc, MR, packed);
+  }
+  CallerA rows_from(int64_t r0) const { return {p, row0 + r0}; }
+};
+
 // c(MR, NR) = alpha * a_panel @ b_panel + beta * c   (beta == 0: c is not read)
 template <typename T, int MR, int NV>
 inline void micro_kernel(int64_t kc, const T* __restrict a, const T* __restrict b, T* c, int64_t rs_c,
@@ -143,8 +168,8 @@ inline void micro_kernel(int64_t kc, const T* __restrict a, const T* __restrict 
 }
 
 // One thread, one block of C: the whole Goto loop nest on the caller's buffers.
-template <typename T>
-void gemm_serial(const GemmArgs<T>& g) {
+template <typename T, typename PackA>
+void gemm_serial(const GemmArgs<T>& g, const PackA& pack_a) {
   using Bk = Blocking<T>;
   constexpr int MR = Bk::MR, NV = Bk::NV, NR = NV * Vec<T>::W;
   constexpr int64_t KC = Bk::KC, NC = Bk::NC;
@@ -165,7 +190,7 @@ void gemm_serial(const GemmArgs<T>& g) {
                             g.cs_b, packed_b + jr * kc);
       for (int64_t ic = 0; ic < M; ic += MC) {
         const int64_t mc = std::min(MC, M - ic);
-        pack_a_block<T, MR>(mc, kc, g.A + ic * g.rs_a + pc * g.cs_a, g.rs_a, g.cs_a, packed_a);
+        pack_a.pack(ic, mc, pc, kc, packed_a);
         for (int64_t jr = 0; jr < nc; jr += NR) {
           const int64_t nr = std::min<int64_t>(NR, nc - jr);
           const T* bp = packed_b + jr * kc;
@@ -191,8 +216,8 @@ void gemm_serial(const GemmArgs<T>& g) {
   }
 }
 
-template <typename T>
-void gemm(const GemmArgs<T>& g) {
+template <typename T, typename PackA>
+void gemm_with(const GemmArgs<T>& g, const PackA& pack_a) {
   using Bk = Blocking<T>;
   constexpr int64_t MR = Bk::MR, NR = Bk::NV * Vec<T>::W;
   const int64_t M = g.M, N = g.N, K = g.K;
@@ -206,7 +231,7 @@ void gemm(const GemmArgs<T>& g) {
     return;
   }
   const int threads = std::max(1, g.threads);
-  if (threads == 1) return gemm_serial(g);
+  if (threads == 1) return gemm_serial(g, pack_a);
 
   // Threads: C is cut into a tm x tn grid of blocks, one per thread, each computed by
   // gemm_serial with its own packed buffers -- no barrier between threads, so a thread
@@ -232,11 +257,10 @@ void gemm(const GemmArgs<T>& g) {
     GemmArgs<T> part = g;
     part.M = std::min(rows, M - r0);
     part.N = std::min(cols, N - c0);
-    part.A += r0 * g.rs_a;
     part.B += c0 * g.cs_b;
     part.C += r0 * g.rs_c + c0;
     try {
-      gemm_serial(part);  // throws std::bad_alloc if its packing buffers cannot grow
+      gemm_serial(part, pack_a.rows_from(r0));  // throws std::bad_alloc if its packing buffers cannot grow
     } catch (...) {
 #pragma omp critical(pydl_gemm_failure)
       if (!failure) failure = std::current_exception();
@@ -245,10 +269,21 @@ void gemm(const GemmArgs<T>& g) {
   if (failure) std::rethrow_exception(failure);
 }
 
+template <typename T>
+void gemm(const GemmArgs<T>& g) {
+  gemm_with(g, StridedA<T, Blocking<T>::MR>{g.A, g.rs_a, g.cs_a});
+}
+
+template <typename T>
+void gemm_pack_a(const GemmArgs<T>& g, const GemmPackA<T>& p) {
+  gemm_with(g, CallerA<T, Blocking<T>::MR>{p, 0});
+}
+
 }  // namespace
 
 extern const GemmKernels gemm_kernels = {
     &gemm<float>, &gemm<double>, Blocking<float>::MR, Blocking<float>::NV * Vec<float>::W,
+    &gemm_pack_a<float>, &gemm_pack_a<double>,
 };
 
 }  // namespace pydl::PYDL_ISA_NS

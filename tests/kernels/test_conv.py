@@ -51,6 +51,10 @@ CONV_CASES = [
     pytest.param((5, 32, 8, 8), (16, 32, 3, 3), dict(padding=1), id="images-per-tile"),
     pytest.param((5, 32, 8, 8), (24, 16, 3, 3), dict(stride=2, padding=1, groups=2), id="images-per-tile-s2-groups2"),
     pytest.param((3, 128, 7, 8), (8, 128, 1, 1), dict(stride=2), id="images-per-tile-1x1-stride2"),
+    # Deep layers on large images: implicit GEMM (the columns packed straight from the padded,
+    # phase-split image), three images on two threads splitting each gemm.
+    pytest.param((3, 16, 48, 48), (64, 16, 3, 3), dict(padding=1), id="implicit-gemm"),
+    pytest.param((2, 16, 97, 96), (64, 16, 3, 3), dict(stride=2, padding=2, dilation=2), id="implicit-gemm-s2-d2"),
 ]
 
 TRANSPOSE_CASES = [
@@ -114,7 +118,7 @@ def test_conv2d_without_bias(backend, x_shape, w_shape, kw, rng):
 
 @pytest.mark.parametrize("path", isa_paths())
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
-@pytest.mark.parametrize("x_shape,w_shape,kw", [CONV_CASES[i] for i in (1, 4, 9, 12, 20, 25)])
+@pytest.mark.parametrize("x_shape,w_shape,kw", [CONV_CASES[i] for i in (1, 4, 9, 12, 20, 25, 35, 36)])
 def test_every_isa_path_matches_reference(path, dtype, x_shape, w_shape, kw, isa, rng):
     isa(path)
     check_conv("cpu", dtype, x_shape, w_shape, kw, rng)
@@ -422,7 +426,8 @@ def test_conv_transpose2d_takes_no_padding_strings(backend):
 # Threads and memory
 # ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("x_shape,w_shape,kw", [CONV_CASES[26], CONV_CASES[28], CONV_CASES[25], CONV_CASES[33]])
+@pytest.mark.parametrize("x_shape,w_shape,kw",
+                         [CONV_CASES[26], CONV_CASES[28], CONV_CASES[25], CONV_CASES[33], CONV_CASES[35]])
 def test_results_do_not_depend_on_thread_count(x_shape, w_shape, kw, threads, rng):
     x, w, b = conv_operands(rng, x_shape, w_shape, np.float32)
     g = rand(rng, reference.conv2d_forward(x, w, **kw).shape, np.float32)

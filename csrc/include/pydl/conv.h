@@ -78,6 +78,28 @@ inline int64_t depthwise_scratch_size(const ConvGeometry& g) {
   return 2 * depthwise_plane_size(g) + g.OH * DepthwisePlane(g).OWc;
 }
 
+// One image's columns as the A operand of an implicit GEMM, cols^T (pixels, CKK): the gemm
+// packs its blocks straight from the image (pack_columns), so the columns are never
+// materialised. For that the image is zero-padded and split into SH x SW phases, each
+// Hq x Wq,
+//   plane[rh][rw][c][a][q] = x[c, a * SH + rh - PH, q * SW + rw - PW]   (0 in the padding),
+// so that every tap (c, kh, kw), with kh * DH = ah * SH + rh and kw * DW = aw * SW + rw, reads
+// a contiguous run of it: numbering the output pixels across rows Wq wide, j = oh * Wq + ow,
+//   cols^T[j, (c, kh, kw)] = plane[tap(c, kh, kw) + j],  tap = phase and channel start + ah * Wq + aw.
+// The Wq - OW columns past each output row (the largest aw) are computed and dropped.
+struct WidePlane {
+  int64_t Hq, Wq;  // OH + the largest ah, OW + the largest aw
+  explicit WidePlane(const ConvGeometry& g)
+      : Hq(g.OH + (g.KH - 1) * g.DH / g.SH), Wq(g.OW + (g.KW - 1) * g.DW / g.SW) {}
+  int64_t rows(const ConvGeometry& g) const { return (g.OH - 1) * Wq + g.OW; }  // the product's pixels
+  int64_t size(const ConvGeometry& g) const { return g.SH * g.SW * g.Cg() * Hq * Wq; }
+};
+template <typename T>
+struct ImplicitColumns {
+  const T* plane;       // WidePlane::size elements
+  const int64_t* taps;  // (CKK): where each column row starts in plane
+};
+
 // The loops that touch every element, compiled once per ISA. Rows [oh0, oh1) of the
 // output form one tile; `x` points at the first channel of one image and group.
 template <typename T>
@@ -107,6 +129,10 @@ struct ConvLoops {
                    int64_t ldc);
   // The sum of n contiguous elements (a bias gradient of one plane), in double.
   double (*sum)(const T* x, int64_t n);
+  // plane (WidePlane::size) and taps (CKK) <- the ImplicitColumns of the image x (Cg, H, W).
+  void (*implicit_columns)(const ConvGeometry& g, const T* x, T* plane, int64_t* taps);
+  // The GemmPackA packer of an ImplicitColumns (ctx): its rows [i0, i0 + mc) x [p0, p0 + kc).
+  void (*pack_columns)(const void* ctx, int64_t i0, int64_t mc, int64_t p0, int64_t kc, int64_t mr, T* packed);
 };
 
 struct ConvKernels {

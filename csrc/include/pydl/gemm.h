@@ -20,10 +20,23 @@ struct GemmArgs {
   int threads;                     // OpenMP threads for this call (1: run on the caller)
 };
 
+// The A operand of an implicit GEMM, written by the caller straight into the gemm's packed
+// layout (a convolution packs its columns from the image: they are never materialised).
+// pack(ctx, i0, mc, p0, kc, mr, packed): packed (ceil(mc / mr), kc, mr) <- A rows [i0, i0 + mc),
+// depth [p0, p0 + kc), one mr-tall panel after another, column by column, rows past mc zero.
+template <typename T>
+struct GemmPackA {
+  void (*pack)(const void* ctx, int64_t i0, int64_t mc, int64_t p0, int64_t kc, int64_t mr, T* packed);
+  const void* ctx;
+};
+
 struct GemmKernels {
   void (*f32)(const GemmArgs<float>&);
   void (*f64)(const GemmArgs<double>&);
   int mr, nr;  // float32 micro-tile, for show_config
+  // The same gemm with A from a packer (GemmArgs' A, rs_a and cs_a unused).
+  void (*f32_pack_a)(const GemmArgs<float>&, const GemmPackA<float>&);
+  void (*f64_pack_a)(const GemmArgs<double>&, const GemmPackA<double>&);
 };
 
 PYDL_DECLARE_ISA_TABLE(GemmKernels, gemm_kernels)
