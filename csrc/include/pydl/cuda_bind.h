@@ -22,5 +22,6 @@ void bind_softmax(pybind11::module_& m);
 void bind_embedding(pybind11::module_& m);
 void bind_dropout(pybind11::module_& m);
 void bind_pool(pybind11::module_& m);
+void bind_upsample(pybind11::module_& m);
 
 }  // namespace pydl::cuda

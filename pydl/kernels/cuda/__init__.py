@@ -22,6 +22,10 @@ from .pool import (adaptive_avg_pool2d_backward, adaptive_avg_pool2d_forward, ad
                    adaptive_max_pool2d_forward, avg_pool2d_backward, avg_pool2d_forward,
                    fractional_max_pool2d_backward, fractional_max_pool2d_forward, max_pool2d_backward,
                    max_pool2d_forward, max_unpool2d_backward, max_unpool2d_forward)
+from . import upsample as _upsample
+from .upsample import (pixel_shuffle_backward, pixel_shuffle_forward, pixel_unshuffle_backward,
+                       pixel_unshuffle_forward, upsample_bilinear2d_backward, upsample_bilinear2d_forward,
+                       upsample_nearest2d_backward, upsample_nearest2d_forward)
 
-_FAMILIES = (_gemm, _norm, _softmax, _embedding, _dropout, _pool)
+_FAMILIES = (_gemm, _norm, _softmax, _embedding, _dropout, _pool, _upsample)
 OPS = tuple(op for family in _FAMILIES for op in family.OPS)
