@@ -63,7 +63,8 @@ def as_tensor(data, dtype=None, device=None):
     """Like ``tensor`` but without a copy when ``data`` already is an array of that dtype."""
     if isinstance(data, Tensor):
         return data.to(dtype) if dtype is not None else data
-    if isinstance(data, np.ndarray) and (dtype is None or np.dtype(dtype) == data.dtype):
+    if (isinstance(data, np.ndarray) or hasattr(data, "__cuda_array_interface__")) and \
+            (dtype is None or np.dtype(dtype) == data.dtype):
         return _finish(data, device, False)
     return tensor(data, dtype, device)
 
@@ -216,8 +217,10 @@ def normal(mean, std, size=None, *, generator=None, dtype=None):
     s = std.data if isinstance(std, Tensor) else std
     shape = np.broadcast_shapes(np.shape(m), np.shape(s)) if size is None else _sizes((size,), "normal")
     out_dt = getattr(m, "dtype", None) if isinstance(mean, Tensor) else None
-    data = m + s * _generator(generator).standard_normal(shape)
-    return _make(np.asarray(data).astype(out_dt or _float_dtype(dtype)))
+    draws = _generator(generator).standard_normal(shape)
+    gpu = next((v for v in (m, s) if hasattr(v, "__cuda_array_interface__")), None)
+    data = m + s * (draws if gpu is None else _device.asarray_on(gpu, draws))  # on the device of the tensors
+    return _make(_device.asarray_on(data, data).astype(out_dt or _float_dtype(dtype)))
 
 
 def _like(input, dtype):

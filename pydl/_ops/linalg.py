@@ -131,7 +131,7 @@ def matmul(a, b):
     tensor([[11.]])
     """
     if not isinstance(b, Tensor):
-        if isinstance(b, np.ndarray):
+        if isinstance(b, np.ndarray) or hasattr(b, "__cuda_array_interface__"):
             b = _make(b)
         else:
             return NotImplemented
@@ -169,8 +169,8 @@ def matmul(a, b):
 
 
 def rmatmul(a, b):
-    """``b @ a`` for a NumPy array b."""
-    if isinstance(b, np.ndarray):
+    """``b @ a`` for a NumPy (or CuPy) array b."""
+    if isinstance(b, np.ndarray) or hasattr(b, "__cuda_array_interface__"):
         return matmul(_make(b), a)
     return NotImplemented
 

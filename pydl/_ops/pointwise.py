@@ -6,7 +6,7 @@
   gradients of its uses (``sum_to_shape`` and the engine's accumulation);
 - max gate: routes the upstream gradient to the input that won.
 
-A Python number or a NumPy array as an operand is a constant: it has no edge, and its
+A Python number or a NumPy (or CuPy) array as an operand is a constant: it has no edge, and its
 gradient is never computed. Operands on two devices (NumPy and CuPy arrays) make the
 array library raise TypeError; it is turned into the RuntimeError naming the op and both
 devices (:func:`pydl._device.check_same_device`) without a check on the hot path.
@@ -42,6 +42,8 @@ def _operand(b):
     if isinstance(b, np.generic):  # a NumPy scalar counts as a Python number (PyTorch's weak scalars)
         return b.item(), None, False
     if isinstance(b, _SCALARS) or b.__class__ is _ndarray:
+        return b, None, False
+    if hasattr(b, "__cuda_array_interface__"):  # a CuPy array: a constant on the GPU
         return b, None, False
     return None, None, None
 
