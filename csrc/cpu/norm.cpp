@@ -354,10 +354,11 @@ py::tuple batch_norm_backward_t(const py::array& ga, const py::array& xa, const 
       std::vector<double> A(s.C), B(s.C), Cc(s.C);
       for (int64_t c = 0; c < s.C; ++c) {
         const double r = invstd.data()[c];
-        A[c] = r * (w.ptr() ? static_cast<double>(w.data()[c]) : 1.0);
-        // dx = A (dy - sum_dy / M - xhat sum(dy xhat) / M), sum(dy xhat) = r sum_dyx
-        B[c] = training ? -A[c] * r * r * sum_dyx[c] / M : 0.0;
-        Cc[c] = training ? -A[c] * sum_dy[c] / M : 0.0;
+        const NormGradCoeffs gc = norm_grad_coeffs(r, w.ptr() ? static_cast<double>(w.data()[c]) : 1.0, sum_dy[c],
+                                                   sum_dyx[c], M);
+        A[c] = gc.A;
+        B[c] = training ? gc.B : 0.0;  // evaluation: the statistics are constants
+        Cc[c] = training ? gc.C : 0.0;
       }
       T* dx = gx.mutable_data();
       if (s.planes()) {
@@ -715,7 +716,8 @@ py::tuple group_norm_backward_t(const py::array& ga, const py::array& xa, const 
         }
         if (!need_x) continue;
         const double r = rp[ng];
-        const T B = static_cast<T>(-r * r * r * S2 / M), Cc = static_cast<T>(-r * S1 / M);
+        const NormGradCoeffs gc = norm_grad_coeffs(r, 1.0, S1, S2, M);  // w is inside S1, S2 (and A below)
+        const T B = static_cast<T>(gc.B), Cc = static_cast<T>(gc.C);
         for (int64_t i = 0; i < per; ++i) {
           const int64_t c = c0 + i, o = (n * s.C + c) * s.L;
           const T A = static_cast<T>(r * (wp ? static_cast<double>(wp[c]) : 1.0));

@@ -303,13 +303,11 @@ void cross_entropy_rows(const CrossEntropyArgs<T>& A) {
     const double wsum_zm = kSmooth ? weighted_shifted_sum<T, kWeighted>(z, A.weight, m, C) : 0.0;
     const double zt = static_cast<double>(z[t]) - static_cast<double>(m);
     A.row_loss[i] = cross_entropy_row_loss(std::log(static_cast<double>(s)), zt, wsum_zm, w_t, A.weight_sum, eps, C);
-    // dL/dz_c = scale * (p_c ((1 - eps) w_t + eps S_w / C) - (1 - eps) w_t [c == t] - eps / C w_c)
-    const double scale = A.grad_scale;
-    const double a = scale * ((1.0 - eps) * w_t + eps * A.weight_sum / static_cast<double>(C)) / static_cast<double>(s);
-    const double b = scale * eps / static_cast<double>(C);
+    const CrossEntropyGradCoeffs k =
+        cross_entropy_grad_coeffs(A.grad_scale, eps, w_t, A.weight_sum, C, static_cast<double>(s));
     const double e_t = static_cast<double>(g[t]);
-    cross_entropy_grad_sweep<T, kSmooth, kWeighted>(A.weight, g, C, static_cast<T>(a), static_cast<T>(b));
-    g[t] = static_cast<T>(a * e_t - b * w_t - scale * (1.0 - eps) * w_t);
+    cross_entropy_grad_sweep<T, kSmooth, kWeighted>(A.weight, g, C, static_cast<T>(k.a), static_cast<T>(k.b));
+    g[t] = static_cast<T>(k.a * e_t - k.b * w_t - k.d);
   });
 }
 

@@ -204,12 +204,12 @@ __global__ void bn_backward_finalize(int64_t C, int S, const Pair<T>* __restrict
   if (grad_w) grad_w[c] = static_cast<T>(r * sum_dyx);
   if (grad_b) grad_b[c] = static_cast<T>(sum_dy);
   if (coef) {
-    // dx = A (dy - sum_dy / M - xhat sum(dy xhat) / M), sum(dy xhat) = r sum_dyx
-    const double A = r * (w ? static_cast<double>(w[c]) : 1.0);
-    coef[4 * c] = static_cast<T>(A);
+    const NormGradCoeffs gc = norm_grad_coeffs(r, w ? static_cast<double>(w[c]) : 1.0, sum_dy, sum_dyx, M);
+    const bool batch_stats = training && M > 0;  // evaluation: the statistics are constants
+    coef[4 * c] = static_cast<T>(gc.A);
     coef[4 * c + 1] = mean[c];
-    coef[4 * c + 2] = static_cast<T>(training && M > 0 ? -A * r * r * sum_dyx / M : 0.0);
-    coef[4 * c + 3] = static_cast<T>(training && M > 0 ? -A * sum_dy / M : 0.0);
+    coef[4 * c + 2] = static_cast<T>(batch_stats ? gc.B : 0.0);
+    coef[4 * c + 3] = static_cast<T>(batch_stats ? gc.C : 0.0);
   }
 }
 
@@ -390,8 +390,8 @@ __global__ void gn_input_grad(const T* __restrict__ dy, const T* __restrict__ x,
       S1 += wc * static_cast<double>(s.a);
       S2 += wc * static_cast<double>(s.b);
     }
-    const double r = static_cast<double>(rstd[ng]);
-    const T B = static_cast<T>(-r * r * r * S2 / M), Cc = static_cast<T>(-r * S1 / M);
+    const NormGradCoeffs gc = norm_grad_coeffs(static_cast<double>(rstd[ng]), 1.0, S1, S2, M);  // w inside S1, S2
+    const T B = static_cast<T>(gc.B), Cc = static_cast<T>(gc.C);
     const T m = mean[ng], rt = rstd[ng];
     const int64_t o = ng * run;
     for (int64_t j = threadIdx.x; j < run; j += blockDim.x) {

@@ -163,15 +163,12 @@ __global__ void cross_entropy_rows(CrossEntropyCudaArgs<T> a) {
       const double zt = static_cast<double>(z[t]) - static_cast<double>(st.m);
       a.row_loss[i] = cross_entropy_row_loss(::log(l), zt, wsum_zm, w_t, S_w, eps, C);
     }
-    // dL/dz_c = scale * (p_c ((1 - eps) w_t + eps S_w / C) - (1 - eps) w_t [c == t] - eps / C w_c)
-    const double ca = scale * ((1.0 - eps) * w_t + eps * S_w / static_cast<double>(C)) / l;
-    const double cb = scale * eps / static_cast<double>(C);
-    const T ta = static_cast<T>(ca), tb = static_cast<T>(cb);
+    const CrossEntropyGradCoeffs k = cross_entropy_grad_coeffs(scale, eps, w_t, S_w, C, l);
+    const T ta = static_cast<T>(k.a), tb = static_cast<T>(k.b);
     for (int64_t j = TM::rank(); j < C; j += TM::size()) {
       const T e = M::exp(z[j] - st.m);
       const T wj = a.weight ? a.weight[j] : T(1);
-      g[j] = j == t ? static_cast<T>(ca * static_cast<double>(e) - cb * w_t - scale * (1.0 - eps) * w_t)
-                    : ta * e - tb * wj;
+      g[j] = j == t ? static_cast<T>(k.a * static_cast<double>(e) - k.b * w_t - k.d) : ta * e - tb * wj;
     }
   }
 }

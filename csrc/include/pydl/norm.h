@@ -42,6 +42,19 @@ PYDL_HOST_DEVICE inline void update_running(double& running_mean, double& runnin
   running_var = (1.0 - momentum) * running_var + momentum * var * M / (M - 1.0);
 }
 
+// The input gradient of a normalised set as an affine map, dx = dy * A + (x - mean) * B + C:
+// with rstd r, the set's scale w (1 where the caller has folded it into the sums) and
+// its sums sum_dy = sum dy, sum_dyx = sum dy (x - mean) over its M values,
+// dx = A (dy - sum_dy / M - xhat sum(dy xhat) / M) gives A = r w, B = -A r^2 sum_dyx / M,
+// C = -A sum_dy / M.
+struct NormGradCoeffs {
+  double A, B, C;
+};
+PYDL_HOST_DEVICE inline NormGradCoeffs norm_grad_coeffs(double r, double w, double sum_dy, double sum_dyx, double M) {
+  const double A = r * w;
+  return {A, -A * r * r * sum_dyx / M, -A * sum_dy / M};
+}
+
 // A double split into T's nearest value and the remainder (both 0-cost for T = double).
 template <typename T>
 struct HiLo {

@@ -31,6 +31,19 @@ PYDL_HOST_DEVICE inline double cross_entropy_row_loss(double log_s, double zy, d
   return loss;
 }
 
+// The same row's gradient (times scale: 1 / the mean's denominator, or 1), from
+// e_c = exp(z_c - m) and s = sum_c e_c:
+//   dL/dz_c = a e_c - b w_c - [c == t] d,
+//   a = scale ((1 - eps) w_t + eps S_w / C) / s,  b = scale eps / C,  d = scale (1 - eps) w_t.
+struct CrossEntropyGradCoeffs {
+  double a, b, d;
+};
+PYDL_HOST_DEVICE inline CrossEntropyGradCoeffs cross_entropy_grad_coeffs(double scale, double eps, double w_t,
+                                                                         double S_w, int64_t C, double s) {
+  return {scale * ((1.0 - eps) * w_t + eps * S_w / static_cast<double>(C)) / s, scale * eps / static_cast<double>(C),
+          scale * (1.0 - eps) * w_t};
+}
+
 template <typename T>
 struct CrossEntropyArgs {
   int64_t N, C;

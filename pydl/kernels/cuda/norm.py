@@ -48,6 +48,15 @@ def _needs(op, needs):
     return needs
 
 
+def _grad_outputs(op, needs, x, w, param_shape):
+    """(grad_input, grad_weight, grad_bias) to fill: arrays where needs (input, weight,
+    bias) asks for them (grad_weight only with a weight), None elsewhere."""
+    need_x, need_w, need_b = _needs(op, needs)
+    return (cp.empty(x.shape, x.dtype) if need_x else None,
+            cp.zeros(param_shape, x.dtype) if need_w and w is not None else None,
+            cp.zeros(param_shape, x.dtype) if need_b else None)
+
+
 def _same_input(op, grad_out, x):
     float_array(grad_out, op, "grad_out")
     if grad_out.dtype != x.dtype:
@@ -127,19 +136,15 @@ def batch_norm_backward(grad_out, input, weight, save_mean, save_invstd, trainin
     N, C, L = _ncl(op, input)
     g = _same_input(op, grad_out, input)
     dtype = input.dtype
-    need_x, need_w, need_b = _needs(op, needs)
     why = f" to match the input's {C} channels"
     w = _param(weight, op, "weight", (C,), dtype, why)
     if save_mean is None or save_invstd is None:
         raise ValueError(f"{op}: save_mean and save_invstd (from batch_norm_forward) are required")
     mean = _param(save_mean, op, "save_mean", (C,), dtype, why)
     invstd = _param(save_invstd, op, "save_invstd", (C,), dtype, why)
-    need_w = need_w and w is not None
     x = _input(input, op)
-    gx = cp.empty(x.shape, dtype) if need_x else None
-    gw = cp.empty(C, dtype) if need_w else None
-    gb = cp.empty(C, dtype) if need_b else None
-    if C > 0 and (need_x or need_w or need_b):
+    gx, gw, gb = _grad_outputs(op, needs, x, w, (C,))
+    if C > 0 and (gx is not None or gw is not None or gb is not None):
         S = _slices(N * L, _BN_VALUES_PER_SLICE)
         workspace = cp.empty(2 * C * S + 4 * C, dtype)
         launcher("batch_norm_backward", dtype)(N, C, L, g.data.ptr, x.data.ptr, ptr(w), mean.data.ptr,
@@ -210,15 +215,11 @@ def layer_norm_backward(grad_out, input, normalized_shape, mean, rstd, weight=No
     R, D = math.prod(input.shape[:input.ndim - len(shape)]), math.prod(shape)
     mean = _row_stats(op, "mean", mean, R, dtype)
     rstd = _row_stats(op, "rstd", rstd, R, dtype)
-    need_x, need_w, need_b = _needs(op, needs)
-    need_w = need_w and w is not None
     x = _input(input, op)
-    gx = cp.empty(x.shape, dtype) if need_x else None
-    gw = cp.zeros(shape, dtype) if need_w else None
-    gb = cp.zeros(shape, dtype) if need_b else None
-    if R > 0 and D > 0 and (need_x or need_w or need_b):
+    gx, gw, gb = _grad_outputs(op, needs, x, w, shape)
+    if R > 0 and D > 0 and (gx is not None or gw is not None or gb is not None):
         S = _slices(R, _LN_ROWS_PER_SLICE)
-        workspace = cp.empty(2 * S * D if (need_w or need_b) else 1, dtype)
+        workspace = cp.empty(2 * S * D if (gw is not None or gb is not None) else 1, dtype)
         launcher("layer_norm_backward", dtype)(g.data.ptr, x.data.ptr, R, D, mean.data.ptr, rstd.data.ptr, ptr(w),
                                                ptr(gx), ptr(gw), ptr(gb), workspace.data.ptr, S, stream())
     return gx, gw, gb
@@ -273,13 +274,9 @@ def group_norm_backward(grad_out, input, num_groups, mean, rstd, weight=None, ne
             raise ValueError(f"{op}: {name} must have shape ({N}, {G}), got {tuple(s.shape)}")
         stats.append(cp.ascontiguousarray(s, dtype=dtype).reshape(-1))
     mean, rstd = stats
-    need_x, need_w, need_b = _needs(op, needs)
-    need_w = need_w and w is not None
     x = _input(input, op)
-    gx = cp.empty(x.shape, dtype) if need_x else None
-    gw = cp.zeros(C, dtype) if need_w else None
-    gb = cp.zeros(C, dtype) if need_b else None
-    if N * C > 0 and (need_x or need_w or need_b):
+    gx, gw, gb = _grad_outputs(op, needs, x, w, (C,))
+    if N * C > 0 and (gx is not None or gw is not None or gb is not None):
         workspace = cp.empty(2 * N * C, dtype)
         launcher("group_norm_backward", dtype)(g.data.ptr, x.data.ptr, N, C, L, G, mean.data.ptr, rstd.data.ptr,
                                                ptr(w), ptr(gx), ptr(gw), ptr(gb), workspace.data.ptr, stream())
