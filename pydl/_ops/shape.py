@@ -250,9 +250,13 @@ def cat(tensors, dim=0):
         if t_.ndim != nd or t_.shape[:d] + t_.shape[d + 1:] != tensors[0].shape[:d] + tensors[0].shape[d + 1:]:
             raise RuntimeError(f"cat: sizes of tensors must match except in dimension {d}: tensor 0 has shape "
                                f"{tuple(tensors[0].shape)} but tensor {i} has {tuple(t_.shape)}")
-    out = np.concatenate([t_.data for t_ in tensors], axis=d)
+    try:
+        out = np.concatenate([t_.data for t_ in tensors], axis=d)
+    except TypeError:
+        _device.check_same_device("cat", *[t_.data for t_ in tensors])
+        raise
     if GradMode.enabled and any(t_.requires_grad for t_ in tensors):
-        bounds = np.cumsum([t_.shape[d] for t_ in tensors])[:-1]
+        bounds = [int(b) for b in np.cumsum([t_.shape[d] for t_ in tensors])[:-1]]  # ints: for CuPy's split too
         edges = tuple(t_.grad_fn or (t_ if t_.requires_grad else None) for t_ in tensors)
         return _make(out, CatBackward(edges, d, bounds))
     return _make(out)

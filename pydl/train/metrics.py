@@ -6,18 +6,15 @@ arg-max counts as the class). Tensors or NumPy arrays.
 """
 import numpy as np
 
+from .._device import to_device
 from ..tensor import Tensor
 
 __all__ = ["MeanMetric", "accuracy", "correct_topk", "topk_accuracy"]
 
 
 def _arrays(output, target, op):
-    out = output.data if isinstance(output, Tensor) else np.asarray(output)
-    tgt = target.data if isinstance(target, Tensor) else np.asarray(target)
-    if not isinstance(out, np.ndarray):  # CuPy
-        out = out.get()
-    if not isinstance(tgt, np.ndarray):
-        tgt = tgt.get()
+    out = to_device(output.data, "cpu") if isinstance(output, Tensor) else np.asarray(output)  # GPU: to the host
+    tgt = to_device(target.data, "cpu") if isinstance(target, Tensor) else np.asarray(target)
     if out.ndim != 2:
         raise ValueError(f"{op}: output must be scores of shape (N, K), got {out.shape}")
     if tgt.ndim == 2 and tgt.dtype.kind == "f":
