@@ -22,6 +22,7 @@ PYBIND11_MODULE(_C_cuda, m) {
   pydl::cuda::bind_dropout(m);
   pydl::cuda::bind_pool(m);
   pydl::cuda::bind_upsample(m);
+  pydl::cuda::bind_attention(m);
 
   // (usable, reason): whether a device can run our kernels, and if not, why not.
   m.def("device_status", []() {

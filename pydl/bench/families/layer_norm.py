@@ -56,3 +56,50 @@ def case(shape):
     return Case(f"{kind} {rows}x{d}", run, with_kernels(ref_fwd, ref_bwd), bytes=float(nbytes), notes=[
         "layer_norm GB/s = (x read, y written; fwd+bwd adds grad_out and x read and grad_input written) / "
         "median time."])
+
+
+# GPU cases (pydl bench --device cuda): the canonical 12544 x 768, and a row past 1024 values
+# (a block per row instead of a warp).
+CUDA_SHAPES = [("fwd", 12544, 768), ("fwd+bwd", 12544, 768), ("fwd+bwd", 4096, 4096)]
+CUDA_QUICK = [("fwd", 9, 33), ("fwd+bwd", 9, 33)]
+
+
+def cuda_case(shape):
+    from .. import gpu
+
+    kind, rows, d = shape
+    backward_too = kind == "fwd+bwd"
+    forward, backward = gpu.kernel("layer_norm_forward"), gpu.kernel("layer_norm_backward")
+    rng = np.random.default_rng(0)
+    host = (rng.standard_normal((rows, d), dtype=np.float32) + 0.5, rng.standard_normal((rows, d), dtype=np.float32),
+            (1.0 + 0.1 * rng.standard_normal(d)).astype(np.float32), (0.1 * rng.standard_normal(d)).astype(np.float32))
+    x, g, weight, bias = gpu.to_gpu(*host)
+
+    def with_kernels(fwd, bwd, x, g, weight, bias):
+        if not backward_too:
+            return lambda: fwd(x, (d,), weight, bias)[0]
+
+        def fwd_bwd():
+            out, mean, rstd = fwd(x, (d,), weight, bias)
+            return (out,) + tuple(bwd(g, x, (d,), mean, rstd, weight))
+        return fwd_bwd
+
+    run = {"pydl": with_kernels(forward, backward, x, g, weight, bias)}
+    t = gpu.torch_cuda()
+    if t is not None:
+        F = t.nn.functional
+        tx, tg = t.from_dlpack(x).requires_grad_(backward_too), t.from_dlpack(g)
+        tw, tb = t.from_dlpack(weight).requires_grad_(), t.from_dlpack(bias).requires_grad_()
+
+        def torch_run():
+            if not backward_too:
+                with t.no_grad():
+                    return F.layer_norm(tx, (d,), tw, tb)
+            tx.grad = tw.grad = tb.grad = None
+            y = F.layer_norm(tx, (d,), tw, tb)
+            y.backward(tg)
+            return y, tx.grad, tw.grad, tb.grad
+        run["torch"] = torch_run
+    expected = with_kernels(reference_kernel("layer_norm_forward"), reference_kernel("layer_norm_backward"), *host)
+    nbytes = 2 * x.nbytes + (3 * x.nbytes if backward_too else 0)
+    return Case(f"{kind} {rows}x{d}", run, expected, bytes=float(nbytes))

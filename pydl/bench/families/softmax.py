@@ -28,3 +28,24 @@ def case(shape):
     return Case(f"fwd {n}x{c}", run, expected, bytes=2.0 * x.nbytes, notes=[
         "GB/s = (x read + y written: 2 x 4 B per element) / median time, the traffic of one pass; "
         "the reference computes in float64."])
+
+
+# GPU cases (pydl bench --device cuda): the canonical shape (a warp per row) and long rows
+# (a block per row).
+CUDA_SHAPES = [(4096, 1024), (4096, 32768)]
+CUDA_QUICK = [(7, 33)]
+
+
+def cuda_case(shape):
+    from .. import gpu
+
+    n, c = shape
+    forward = gpu.kernel("softmax_forward")
+    host = 4.0 * np.random.default_rng(0).standard_normal((n, c), dtype=np.float32)  # (N, C)
+    x = gpu.to_gpu(host)
+    run = {"pydl": lambda: forward(x)}
+    t = gpu.torch_cuda()
+    if t is not None:
+        tx = t.from_dlpack(x)
+        run["torch"] = lambda: t.softmax(tx, dim=-1)
+    return Case(f"fwd {n}x{c}", run, lambda: reference_kernel("softmax_forward")(host), bytes=2.0 * x.nbytes)

@@ -26,6 +26,8 @@ from . import upsample as _upsample
 from .upsample import (pixel_shuffle_backward, pixel_shuffle_forward, pixel_unshuffle_backward,
                        pixel_unshuffle_forward, upsample_bilinear2d_backward, upsample_bilinear2d_forward,
                        upsample_nearest2d_backward, upsample_nearest2d_forward)
+from . import attention as _attention
+from .attention import attention_backward, attention_forward
 
-_FAMILIES = (_gemm, _norm, _softmax, _embedding, _dropout, _pool, _upsample)
+_FAMILIES = (_gemm, _norm, _softmax, _embedding, _dropout, _pool, _upsample, _attention)
 OPS = tuple(op for family in _FAMILIES for op in family.OPS)

@@ -29,8 +29,9 @@ def _f64(x):
     return np.asarray(x, dtype=np.float64)
 
 
-def _check_qkv(op, q, k, v):
-    q, k, v = _f64(q), _f64(k), _f64(v)
+def check_shapes(op, q, k, v):
+    """The shape rules every backend checks the same way (on any array with ndim and shape):
+    at least 2 dimensions, the same leading dimensions, matching feature and position counts."""
     for name, a in (("query", q), ("key", k), ("value", v)):
         if a.ndim < 2:
             raise ValueError(f"{op}: {name} must have at least 2 dimensions (..., length, features), "
@@ -44,6 +45,11 @@ def _check_qkv(op, q, k, v):
         raise ValueError(f"{op}: query and key must have at least one feature, got shape {q.shape}")
     if v.shape[-2] != k.shape[-2]:
         raise ValueError(f"{op}: value has {v.shape[-2]} positions but key has {k.shape[-2]}")
+
+
+def _check_qkv(op, q, k, v):
+    q, k, v = _f64(q), _f64(k), _f64(v)
+    check_shapes(op, q, k, v)
     return q, k, v
 
 
