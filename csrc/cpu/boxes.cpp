@@ -275,17 +275,8 @@ __attribute__((always_inline)) inline void iou_rows(const T* a, int64_t i0, int6
       for (int64_t j = 0; j < M; ++j)
         o[j] = iou_from_parts(box_intersection(ax1, ay1, ax2, ay2, bx1[j], by1[j], bx2[j], by2[j]), aar, bar[j]);
     } else {
-      for (int64_t j = 0; j < M; ++j) {
-        const T inter = box_intersection(ax1, ay1, ax2, ay2, bx1[j], by1[j], bx2[j], by2[j]);
-        const T iou = iou_from_parts(inter, aar, bar[j]);
-        const T uni = aar + bar[j] - inter;
-        const T cw = box_max(ax2, bx2[j]) - box_min(ax1, bx1[j]);
-        const T ch = box_max(ay2, by2[j]) - box_min(ay1, by1[j]);
-        const T ac = (cw > T(0) ? cw : T(0)) * (ch > T(0) ? ch : T(0));
-        const T u = uni > T(0) ? uni : T(0);
-        const T g = iou - (ac - u) / ac;
-        o[j] = (ac > T(0)) & (g == g) ? g : iou;  // IoU where |C| is 0 or inf boxes give NaN
-      }
+      for (int64_t j = 0; j < M; ++j)
+        o[j] = generalized_iou(ax1, ay1, ax2, ay2, aar, bx1[j], by1[j], bx2[j], by2[j], bar[j]);
     }
   }
 }

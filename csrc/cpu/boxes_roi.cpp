@@ -34,6 +34,7 @@
 #include <utility>
 #include <vector>
 
+#include "pydl/boxes.h"
 #include "pydl/checks.h"
 #include "pydl/parallel.h"
 
@@ -44,67 +45,16 @@ namespace {
 // --------------------------------------------------------------------------------------
 // RoI Align / RoI pool
 // --------------------------------------------------------------------------------------
-struct RoiGeom {
-  int64_t n;           // batch index
-  double x1, y1, bw, bh;
-  int64_t gh, gw;      // samples per bin side
-  double inv_count;
-  bool valid;
-};
-
-RoiGeom roi_align_geom(const double* r, double scale, int64_t PH, int64_t PW, int64_t sampling, bool aligned) {
-  RoiGeom g{};
-  g.n = static_cast<int64_t>(r[0]);
-  const double off = aligned ? 0.5 : 0.0;
-  const double x1 = r[1] * scale - off, y1 = r[2] * scale - off, x2 = r[3] * scale - off, y2 = r[4] * scale - off;
-  g.valid = std::isfinite(x1) && std::isfinite(y1) && std::isfinite(x2) && std::isfinite(y2);
-  if (!g.valid) return g;
-  double rw = x2 - x1, rh = y2 - y1;
-  if (!aligned) rw = std::max(rw, 1.0), rh = std::max(rh, 1.0);
-  g.x1 = x1, g.y1 = y1, g.bh = rh / PH, g.bw = rw / PW;
-  g.gh = sampling > 0 ? sampling : static_cast<int64_t>(std::ceil(rh / PH));
-  g.gw = sampling > 0 ? sampling : static_cast<int64_t>(std::ceil(rw / PW));
-  g.inv_count = 1.0 / static_cast<double>(std::max<int64_t>(g.gh * g.gw, 1));
-  return g;
-}
-
-// The four (offset, weight) taps of a sample at (y, x) in an H x W plane; false if outside.
-inline bool bilinear_taps(double y, double x, int64_t H, int64_t W, int64_t off[4], double w[4]) {
-  if (!(y >= -1.0 && y <= static_cast<double>(H) && x >= -1.0 && x <= static_cast<double>(W))) return false;
-  y = std::max(y, 0.0), x = std::max(x, 0.0);
-  int64_t ylo = static_cast<int64_t>(y), xlo = static_cast<int64_t>(x), yhi, xhi;
-  if (ylo >= H - 1) ylo = yhi = H - 1, y = static_cast<double>(ylo);
-  else yhi = ylo + 1;
-  if (xlo >= W - 1) xlo = xhi = W - 1, x = static_cast<double>(xlo);
-  else xhi = xlo + 1;
-  const double ly = y - ylo, lx = x - xlo, hy = 1.0 - ly, hx = 1.0 - lx;
-  off[0] = ylo * W + xlo, off[1] = ylo * W + xhi, off[2] = yhi * W + xlo, off[3] = yhi * W + xhi;
-  w[0] = hy * hx, w[1] = hy * lx, w[2] = ly * hx, w[3] = ly * lx;
-  return true;
-}
+// The RoI geometry (RoiAlignGeom, bilinear taps, RoiPoolGeom) is in pydl/boxes.h, shared
+// with the CUDA kernels.
 
 // Calls f(ph, pw, offset, weight) for every tap of every sample of the RoI.
 template <typename F>
-void for_each_tap(const RoiGeom& g, int64_t H, int64_t W, int64_t PH, int64_t PW, F&& f) {
-  if (!g.valid) return;
-  int64_t off[4];
-  double w[4];
+void for_each_tap(const RoiAlignGeom& g, int64_t H, int64_t W, int64_t PH, int64_t PW, F&& f) {
   for (int64_t ph = 0; ph < PH; ++ph)
     for (int64_t pw = 0; pw < PW; ++pw)
-      for (int64_t iy = 0; iy < g.gh; ++iy) {
-        const double y = g.y1 + ph * g.bh + (iy + 0.5) * g.bh / g.gh;
-        for (int64_t ix = 0; ix < g.gw; ++ix) {
-          const double x = g.x1 + pw * g.bw + (ix + 0.5) * g.bw / g.gw;
-          if (!bilinear_taps(y, x, H, W, off, w)) continue;
-          for (int q = 0; q < 4; ++q) f(ph, pw, off[q], w[q] * g.inv_count);
-        }
-      }
+      for_each_bin_tap(g, H, W, ph, pw, [&](int64_t off, double wt) { f(ph, pw, off, wt); });
 }
-
-inline int64_t round_half_away(double v) {
-  return static_cast<int64_t>(v >= 0 ? std::floor(v + 0.5) : -std::floor(-v + 0.5));
-}
-
 
 // rois (K, 5) as float64 with checked batch indices.
 py::array_t<double, py::array::c_style> rois_arg(const py::handle& obj, int64_t N, const char* op) {
@@ -178,7 +128,7 @@ py::array roi_align_forward_py(const py::handle& xo, const py::handle& ro, const
 #pragma omp parallel for num_threads(t) if (t > 1) schedule(dynamic, 1)
     for (int64_t kc = 0; kc < K * C; ++kc) {
       const int64_t k = kc / C, c = kc % C;
-      const RoiGeom g = roi_align_geom(rp + 5 * k, scale, PH, PW, sampling, aligned);
+      const RoiAlignGeom g = roi_align_geom(rp + 5 * k, scale, PH, PW, sampling, aligned);
       const T* plane = xp + (g.n * C + c) * H * W;
       T* o = op_ + kc * PH * PW;
       std::vector<double> acc(PH * PW, 0.0);
@@ -217,7 +167,7 @@ py::array roi_align_backward_py(const py::handle& go, const py::handle& ro, cons
 #pragma omp parallel for num_threads(t) if (t > 1) schedule(static)
     for (int64_t c = 0; c < C; ++c) {
       for (int64_t k = 0; k < K; ++k) {
-        const RoiGeom geo = roi_align_geom(rp + 5 * k, scale, PH, PW, sampling, aligned);
+        const RoiAlignGeom geo = roi_align_geom(rp + 5 * k, scale, PH, PW, sampling, aligned);
         T* plane = dp + (geo.n * C + c) * H * W;
         const T* gk = gp + (k * C + c) * PH * PW;
         for_each_tap(geo, H, W, PH, PW, [&](int64_t ph, int64_t pw, int64_t off, double wt) {
@@ -257,18 +207,14 @@ py::tuple roi_pool_forward_py(const py::handle& xo, const py::handle& ro, const 
         int64_t* a = ap + kc * PH * PW;
         std::fill(o, o + PH * PW, T(0));
         std::fill(a, a + PH * PW, int64_t(-1));
-        if (!(std::isfinite(rk[1]) && std::isfinite(rk[2]) && std::isfinite(rk[3]) && std::isfinite(rk[4]))) continue;
-        const int64_t sw = round_half_away(rk[1] * scale), sh = round_half_away(rk[2] * scale);
-        const int64_t ew = round_half_away(rk[3] * scale), eh = round_half_away(rk[4] * scale);
-        const int64_t rw = std::max<int64_t>(ew - sw + 1, 1), rh = std::max<int64_t>(eh - sh + 1, 1);
-        const double bh = static_cast<double>(rh) / PH, bw = static_cast<double>(rw) / PW;
+        const RoiPoolGeom geo = roi_pool_geom(rk, scale, PH, PW);
+        if (!geo.valid) continue;
         const T* plane = xp + (static_cast<int64_t>(rk[0]) * C + c) * H * W;
         for (int64_t ph = 0; ph < PH; ++ph) {
-          const int64_t hs = std::min(std::max<int64_t>(static_cast<int64_t>(std::floor(ph * bh)) + sh, 0), H);
-          const int64_t he = std::min(std::max<int64_t>(static_cast<int64_t>(std::ceil((ph + 1) * bh)) + sh, 0), H);
+          int64_t hs, he, ws, we;
+          roi_pool_bin(ph, geo.bh, geo.sh, H, hs, he);
           for (int64_t pw = 0; pw < PW; ++pw) {
-            const int64_t ws = std::min(std::max<int64_t>(static_cast<int64_t>(std::floor(pw * bw)) + sw, 0), W);
-            const int64_t we = std::min(std::max<int64_t>(static_cast<int64_t>(std::ceil((pw + 1) * bw)) + sw, 0), W);
+            roi_pool_bin(pw, geo.bw, geo.sw, W, ws, we);
             if (he <= hs || we <= ws) continue;
             T best = plane[hs * W + ws];
             int64_t idx = hs * W + ws;

@@ -8,7 +8,7 @@ import pydl
 from pydl import kernels
 from pydl.kernels import reference as ref
 from pydl.vision import ops
-from parity import FLOAT_DTYPES, assert_close, backends, isa_paths
+from parity import FLOAT_DTYPES, assert_close, backends, isa_paths, to_numpy, xp_for
 
 
 def grid_boxes(rng, n, dtype=np.float32, size=200, span=(2, 60)):
@@ -25,20 +25,21 @@ def grid_boxes(rng, n, dtype=np.float32, size=200, span=(2, 60)):
 def test_box_iou_parity(backend, dtype, n, m, rng, isa):
     a, b = grid_boxes(rng, n, dtype), grid_boxes(rng, m, dtype)
     want = ref.box_iou(a, b)
+    xa, xb = xp_for(backend).asarray(a), xp_for(backend).asarray(b)
     for path in isa_paths():
         isa(path)
-        assert_close(kernels.get("box_iou", backend)(a, b), want, dtype, what=f"box_iou {path}")
-        assert_close(kernels.get("generalized_box_iou", backend)(a, b), ref.generalized_box_iou(a, b), dtype,
+        assert_close(kernels.get("box_iou", backend)(xa, xb), want, dtype, what=f"box_iou {path}")
+        assert_close(kernels.get("generalized_box_iou", backend)(xa, xb), ref.generalized_box_iou(a, b), dtype,
                      what=f"generalized_box_iou {path}")
 
 
 @pytest.mark.parametrize("backend", backends("box_iou"))
 def test_box_iou_threads(backend, rng, threads):
-    a = grid_boxes(rng, 700, np.float32)
+    a = xp_for(backend).asarray(grid_boxes(rng, 700, np.float32))
     threads(1)
-    one = kernels.get("box_iou", backend)(a, a)
+    one = to_numpy(kernels.get("box_iou", backend)(a, a))
     threads(2)
-    np.testing.assert_array_equal(kernels.get("box_iou", backend)(a, a), one)
+    np.testing.assert_array_equal(to_numpy(kernels.get("box_iou", backend)(a, a)), one)
 
 
 def test_box_iou_degenerate():
@@ -77,11 +78,12 @@ def test_nms_parity(backend, dtype, n, thr, rng, isa):
     b = grid_boxes(rng, n, dtype)
     s = (rng.integers(0, 20, n) / 20).astype(dtype)  # many exact ties: order by index
     want = ref.nms(b, s, thr)
+    xp = xp_for(backend)
     for path in isa_paths():
         isa(path)
-        got = kernels.get("nms", backend)(b, s, thr)
+        got = kernels.get("nms", backend)(xp.asarray(b), xp.asarray(s), thr)
         assert got.dtype == np.int64
-        np.testing.assert_array_equal(got, want, err_msg=f"{path} n={n} thr={thr}")
+        np.testing.assert_array_equal(to_numpy(got), want, err_msg=f"{path} n={n} thr={thr}")
 
 
 @pytest.mark.parametrize("backend", backends("nms"))
@@ -90,12 +92,14 @@ def test_nms_threads(backend, grain, rng, threads):
     b = grid_boxes(rng, 3000, np.float32, size=300)
     s = rng.random(3000).astype(np.float32)
     want = ref.nms(b, s, 0.5)
+    xp = xp_for(backend)
+    xb, xs, xc = xp.asarray(b), xp.asarray(s), xp.asarray(np.arange(3000) % 3)
     old = pydl._C._nms_grain(grain) if grain else None  # grain 1: every block step in parallel
     try:
         for t in (1, 2):
             threads(t)
-            np.testing.assert_array_equal(kernels.get("nms", backend)(b, s, 0.5), want)
-            np.testing.assert_array_equal(kernels.get("batched_nms", backend)(b, s, np.arange(3000) % 3, 0.5),
+            np.testing.assert_array_equal(to_numpy(kernels.get("nms", backend)(xb, xs, 0.5)), want)
+            np.testing.assert_array_equal(to_numpy(kernels.get("batched_nms", backend)(xb, xs, xc, 0.5)),
                                           ref.batched_nms(b, s, np.arange(3000) % 3, 0.5))
     finally:
         if old:
@@ -185,7 +189,8 @@ def test_batched_nms_parity(backend, dtype, n, rng):
     s = (rng.integers(0, 10, n) / 10).astype(dtype)
     c = rng.integers(0, 4, n)
     want = ref.batched_nms(b, s, c, 0.5)
-    got = kernels.get("batched_nms", backend)(b, s, c, 0.5)
+    xp = xp_for(backend)
+    got = to_numpy(kernels.get("batched_nms", backend)(xp.asarray(b), xp.asarray(s), xp.asarray(c), 0.5))
     np.testing.assert_array_equal(got, want)
     # the per-category definition: nms on each category's boxes
     if n:

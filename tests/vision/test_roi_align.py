@@ -10,7 +10,7 @@ from pydl import kernels
 from pydl.autograd import gradcheck
 from pydl.kernels import reference as ref
 from pydl.vision import ops
-from parity import FLOAT_DTYPES, assert_close, backends
+from parity import FLOAT_DTYPES, assert_close, backends, to_numpy, xp_for
 
 
 def make_rois(rng, K, N, H, W, scale=1.0):
@@ -41,9 +41,10 @@ def test_roi_align_parity(backend, dtype, case, rng):
     g = rng.standard_normal((K, C) + osz).astype(dtype)
     fwd = kernels.get("roi_align_forward", backend)
     bwd = kernels.get("roi_align_backward", backend)
-    assert_close(fwd(x, rois, osz, scale, sr, aligned), ref.roi_align_forward(x, rois, osz, scale, sr, aligned),
-                 dtype)
-    assert_close(bwd(g, rois, x.shape, scale, sr, aligned),
+    xp = xp_for(backend)
+    assert_close(fwd(xp.asarray(x), xp.asarray(rois), osz, scale, sr, aligned),
+                 ref.roi_align_forward(x, rois, osz, scale, sr, aligned), dtype)
+    assert_close(bwd(xp.asarray(g), xp.asarray(rois), x.shape, scale, sr, aligned),
                  ref.roi_align_backward(g, rois, x.shape, scale, sr, aligned), dtype, what="grad_input")
 
 
@@ -54,12 +55,13 @@ def test_roi_pool_parity(backend, dtype, case, rng):
     N, C, H, W, K, osz, scale, _, _ = case
     x = rng.standard_normal((N, C, H, W)).astype(dtype)
     rois = make_rois(rng, K, N, H, W, scale)
-    out, arg = kernels.get("roi_pool_forward", backend)(x, rois, osz, scale)
+    xp = xp_for(backend)
+    out, arg = kernels.get("roi_pool_forward", backend)(xp.asarray(x), xp.asarray(rois), osz, scale)
     rout, rarg = ref.roi_pool_forward(x, rois, osz, scale)
     assert_close(out, rout, dtype)
-    np.testing.assert_array_equal(arg, rarg)
+    np.testing.assert_array_equal(to_numpy(arg), rarg)
     g = rng.standard_normal(out.shape).astype(dtype)
-    assert_close(kernels.get("roi_pool_backward", backend)(g, arg, rois, x.shape),
+    assert_close(kernels.get("roi_pool_backward", backend)(xp.asarray(g), arg, xp.asarray(rois), x.shape),
                  ref.roi_pool_backward(g, rarg, rois, x.shape), dtype, what="grad_input")
 
 

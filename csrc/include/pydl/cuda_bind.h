@@ -24,5 +24,6 @@ void bind_dropout(pybind11::module_& m);
 void bind_pool(pybind11::module_& m);
 void bind_upsample(pybind11::module_& m);
 void bind_attention(pybind11::module_& m);
+void bind_boxes(pybind11::module_& m);
 
 }  // namespace pydl::cuda

@@ -28,6 +28,9 @@ from .upsample import (pixel_shuffle_backward, pixel_shuffle_forward, pixel_unsh
                        upsample_nearest2d_backward, upsample_nearest2d_forward)
 from . import attention as _attention
 from .attention import attention_backward, attention_forward
+from . import boxes as _boxes
+from .boxes import (batched_nms, box_iou, generalized_box_iou, nms, roi_align_backward, roi_align_forward,
+                    roi_pool_backward, roi_pool_forward)
 
-_FAMILIES = (_gemm, _norm, _softmax, _embedding, _dropout, _pool, _upsample, _attention)
+_FAMILIES = (_gemm, _norm, _softmax, _embedding, _dropout, _pool, _upsample, _attention, _boxes)
 OPS = tuple(op for family in _FAMILIES for op in family.OPS)
