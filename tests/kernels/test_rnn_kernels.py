@@ -6,7 +6,7 @@ import inspect
 import numpy as np
 import pytest
 
-from parity import FLOAT_DTYPES, assert_close, backends, isa_paths, to_numpy
+from parity import FLOAT_DTYPES, assert_close, backends, isa_paths, to_numpy, xp_for
 from pydl import kernels
 from pydl.kernels import reference
 
@@ -30,6 +30,12 @@ def tolerance(dtype, T, B):
     return dict(rtol=1e-9, atol=1e-11 * max(1.0, np.sqrt(T * B)))
 
 
+def on(backend, *arrays):
+    """The arrays on the backend's device (None stays None)."""
+    xp = xp_for(backend)
+    return [None if a is None else xp.asarray(a) for a in arrays]
+
+
 def compare(got, ref, dtype, names, tol):
     assert len(got) == len(ref)
     for name, g, r in zip(names, got, ref):
@@ -50,16 +56,16 @@ def run_layer(backend, kind, dtype, shape, rng, bias=True, initial=True, grads=(
     tol = tolerance(dtype, T, B)
     fwd, bwd = kernels.get(f"{kind}_forward", backend), kernels.get(f"{kind}_backward", backend)
     if kind == "lstm":
-        *outs, cache = fwd(x, h0, c0, *w)
+        *outs, cache = fwd(*on(backend, x, h0, c0, *w))
         *ref_outs, ref_cache = reference.lstm_forward(x, h0, c0, *w)
         compare(outs, ref_outs, dtype, ["out", "h_T", "c_T"], tol)
-        got, ref = bwd(go, ghT, gcT, cache), reference.lstm_backward(go, ghT, gcT, ref_cache)
+        got, ref = bwd(*on(backend, go, ghT, gcT), cache), reference.lstm_backward(go, ghT, gcT, ref_cache)
         names = ["grad_x", "grad_h0", "grad_c0", "grad_w_ih", "grad_w_hh", "grad_b_ih", "grad_b_hh"]
     else:
-        *outs, cache = fwd(x, h0, *w)
+        *outs, cache = fwd(*on(backend, x, h0, *w))
         *ref_outs, ref_cache = reference.gru_forward(x, h0, *w)
         compare(outs, ref_outs, dtype, ["out", "h_T"], tol)
-        got, ref = bwd(go, ghT, cache), reference.gru_backward(go, ghT, ref_cache)
+        got, ref = bwd(*on(backend, go, ghT), cache), reference.gru_backward(go, ghT, ref_cache)
         names = ["grad_x", "grad_h0", "grad_w_ih", "grad_w_hh", "grad_b_ih", "grad_b_hh"]
     compare(got, ref, dtype, names, tol)
     return outs, got
@@ -73,17 +79,17 @@ def run_cell(backend, kind, dtype, B, I, H, rng, bias=True, initial=True):
     tol = tolerance(dtype, 1, B)
     fwd, bwd = kernels.get(f"{kind}_cell_forward", backend), kernels.get(f"{kind}_cell_backward", backend)
     if kind == "lstm":
-        h1, c1, cache = fwd(x, h, c, *w)
+        h1, c1, cache = fwd(*on(backend, x, h, c, *w))
         rh1, rc1, rcache = reference.lstm_cell_forward(x, np.zeros((B, H)) if h is None else h,
                                                        np.zeros((B, H)) if c is None else c, *w)
         compare([h1, c1], [rh1, rc1], dtype, ["h'", "c'"], tol)
-        compare(bwd(gh, gc, cache), reference.lstm_cell_backward(gh, gc, rcache), dtype,
+        compare(bwd(*on(backend, gh, gc), cache), reference.lstm_cell_backward(gh, gc, rcache), dtype,
                 ["grad_x", "grad_h", "grad_c", "grad_w_ih", "grad_w_hh", "grad_b_ih", "grad_b_hh"], tol)
     else:
-        h1, cache = fwd(x, h, *w)
+        h1, cache = fwd(*on(backend, x, h, *w))
         rh1, rcache = reference.gru_cell_forward(x, np.zeros((B, H)) if h is None else h, *w)
         compare([h1], [rh1], dtype, ["h'"], tol)
-        compare(bwd(gh, cache), reference.gru_cell_backward(gh, rcache), dtype,
+        compare(bwd(*on(backend, gh), cache), reference.gru_cell_backward(gh, rcache), dtype,
                 ["grad_x", "grad_h", "grad_w_ih", "grad_w_hh", "grad_b_ih", "grad_b_hh"], tol)
 
 
@@ -275,8 +281,8 @@ def test_cpu_functions_take_the_reference_argument_names(rng):
 def test_bad_input_is_reported(backend, rng):
     lstm, lstm_b = kernels.get("lstm_forward", backend), kernels.get("lstm_backward", backend)
     gru_cell = kernels.get("gru_cell_forward", backend)
-    x = rng.standard_normal((3, 2, 4)).astype(np.float32)
-    w_ih, w_hh, b_ih, b_hh = params(rng, "lstm", 4, 5, np.float32)
+    x, w_ih, w_hh, b_ih, b_hh, h_bad = on(backend, rng.standard_normal((3, 2, 4)).astype(np.float32),
+                                          *params(rng, "lstm", 4, 5, np.float32), np.zeros((3, 5), np.float32))
     with pytest.raises(ValueError, match=r"lstm_forward: input must have 3 dimensions \(T, B, I\)"):
         lstm(x[0], None, None, w_ih, w_hh)
     with pytest.raises(ValueError, match=r"w_hh must have shape \(4 \* H, H\)"):
@@ -286,7 +292,7 @@ def test_bad_input_is_reported(backend, rng):
     with pytest.raises(ValueError, match=r"b_hh must have shape \(20,\)"):
         lstm(x, None, None, w_ih, w_hh, b_ih, b_hh[:19])
     with pytest.raises(ValueError, match=r"h0 must have shape \(2, 5\)"):
-        lstm(x, np.zeros((3, 5), np.float32), None, w_ih, w_hh)
+        lstm(x, h_bad, None, w_ih, w_hh)
     with pytest.raises(ValueError, match=r"gru_cell_forward: w_hh must have shape \(3 \* H, H\)"):
         gru_cell(x[0], None, w_ih, w_hh)
     if backend == "cpu":

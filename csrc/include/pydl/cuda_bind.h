@@ -25,5 +25,6 @@ void bind_pool(pybind11::module_& m);
 void bind_upsample(pybind11::module_& m);
 void bind_attention(pybind11::module_& m);
 void bind_boxes(pybind11::module_& m);
+void bind_rnn(pybind11::module_& m);
 
 }  // namespace pydl::cuda

@@ -31,6 +31,9 @@ from .attention import attention_backward, attention_forward
 from . import boxes as _boxes
 from .boxes import (batched_nms, box_iou, generalized_box_iou, nms, roi_align_backward, roi_align_forward,
                     roi_pool_backward, roi_pool_forward)
+from . import rnn as _rnn
+from .rnn import (gru_backward, gru_cell_backward, gru_cell_forward, gru_forward, lstm_backward, lstm_cell_backward,
+                  lstm_cell_forward, lstm_forward)
 
-_FAMILIES = (_gemm, _norm, _softmax, _embedding, _dropout, _pool, _upsample, _attention, _boxes)
+_FAMILIES = (_gemm, _norm, _softmax, _embedding, _dropout, _pool, _upsample, _attention, _boxes, _rnn)
 OPS = tuple(op for family in _FAMILIES for op in family.OPS)
