@@ -6,7 +6,7 @@ machine with neither.
 import functools
 import importlib
 
-__all__ = ["built", "is_available", "status"]
+__all__ = ["built", "device_count", "is_available", "status", "synchronize"]
 
 
 @functools.lru_cache(maxsize=None)
@@ -41,3 +41,23 @@ def status():
 def is_available():
     """True when CUDA kernels can run: built with CUDA, a device present, CuPy importable."""
     return status()[0]
+
+
+def device_count():
+    """How many CUDA devices pydl can use here (0 where the backend cannot run)."""
+    if not is_available():
+        return 0
+    import cupy
+
+    return cupy.cuda.runtime.getDeviceCount()
+
+
+def synchronize():
+    """Wait for all work queued on the current CUDA device (what GPU timings need before
+    reading a clock); RuntimeError saying why where CUDA cannot run."""
+    usable, why = status()
+    if not usable:
+        raise RuntimeError(f"synchronize: CUDA is not available here: {why}")
+    import cupy
+
+    cupy.cuda.Device().synchronize()

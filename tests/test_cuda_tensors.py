@@ -6,6 +6,7 @@ Tests marked ``cuda`` need a device with CuPy and are skipped, with the reason, 
 The rest run everywhere: device parsing, the errors that name why CUDA cannot run, the
 array-module helpers on NumPy, and the mixing check. CuPy is never imported at collection.
 """
+import re
 import subprocess
 import sys
 
@@ -61,6 +62,13 @@ def test_cuda_requests_say_why_cuda_cannot_run(make, where):
     with pytest.raises(RuntimeError) as e:
         make()
     assert where in str(e.value) and "CUDA is not available here: " + WHY in str(e.value)
+
+
+@no_cuda_here
+def test_cuda_module_functions_without_cuda():
+    assert pydl.cuda.device_count() == 0 and not pydl.cuda.is_available()
+    with pytest.raises(RuntimeError, match="synchronize: CUDA is not available here: " + re.escape(WHY)):
+        pydl.cuda.synchronize()
 
 
 @no_cuda_here
@@ -190,6 +198,13 @@ def _assert_same(got_gpu, want_cpu, what, rtol=1e-4, atol=1e-5):
         assert_close(got_gpu.data, want.astype(np.float64), want.dtype, rtol=rtol, atol=atol, what=what)
     else:
         np.testing.assert_array_equal(got_gpu.data.get(), want, err_msg=what)
+
+
+@needs_gpu
+def test_cuda_module_functions_on_a_gpu():
+    assert pydl.cuda.device_count() >= 1
+    pydl.ones(3, device="cuda").sum()
+    pydl.cuda.synchronize()
 
 
 @needs_gpu
