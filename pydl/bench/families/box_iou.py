@@ -47,3 +47,28 @@ def case(shape):
                          "project machine (not measured in this run).")
     return Case(f"{n}x{m}", run, expected=lambda: (ref or box_iou)(a.astype(np.float64), b.astype(np.float64)),
                 bytes=4.0 * n * m, notes=notes)
+
+
+# GPU cases (pydl bench --device cuda): the canonical 1000 x 1000 and a larger matrix.
+CUDA_SHAPES = [(1000, 1000), (4000, 4000)]
+CUDA_QUICK = [(7, 33)]
+
+
+def cuda_case(shape):
+    from .. import gpu
+
+    n, m = shape
+    box_iou = gpu.kernel("box_iou")
+    a, _ = boxes_and_scores(n, seed=1)  # (N, 4)
+    b, _ = boxes_and_scores(m, seed=2)  # (M, 4)
+    ca, cb = gpu.to_gpu(a, b)
+    run = {"pydl": lambda: box_iou(ca, cb)}
+    notes = ["GPU box_iou: boxes as in the nms family, float32; GB/s counts the (N, M) float32 output written."]
+    tv, t = torchvision(), gpu.torch_cuda()
+    if tv is not None and t is not None:
+        ta, tb = t.from_dlpack(ca), t.from_dlpack(cb)
+        run["torch"] = lambda: tv[1].box_iou(ta, tb)
+        notes.append("torch = torchvision.ops.box_iou on CUDA tensors.")
+    truth = reference_kernel("box_iou")
+    return Case(f"{n}x{m}", run, lambda: truth(a.astype(np.float64), b.astype(np.float64)), bytes=4.0 * n * m,
+                notes=notes)

@@ -59,3 +59,27 @@ def case(n):
         notes.append(f"above {REFERENCE_MAX_BOXES} boxes the reference (an N x N float64 matrix) is not run; "
                      "tests/vision/test_ops.py checks pydl against it up to 3000 boxes.")
     return Case(f"{n} boxes", run, expected, rtol=0.0, notes=notes)
+
+
+# GPU cases (pydl bench --device cuda): the canonical sizes and issue 8's 100000 boxes.
+CUDA_SHAPES = [1000, 10000, 100000]
+CUDA_QUICK = [50, 200]
+
+
+def cuda_case(n):
+    from .. import gpu
+
+    nms = gpu.kernel("nms")
+    boxes, scores = boxes_and_scores(n)
+    cb, cs = gpu.to_gpu(boxes, scores)
+    thr = 0.5
+    run = {"pydl": lambda: nms(cb, cs, thr).astype(np.float64)}
+    notes = ["GPU nms: boxes as on the CPU, IoU 0.5, float32; the kept indices are checked exactly against the "
+             f"reference (up to {REFERENCE_MAX_BOXES} boxes) or pydl's CPU nms (tested against it)."]
+    tv, t = torchvision(), gpu.torch_cuda()
+    if tv is not None and t is not None:
+        tb, ts = t.from_dlpack(cb), t.from_dlpack(cs)
+        run["torch"] = lambda: tv[1].nms(tb, ts, thr).double()
+        notes.append("torch = torchvision.ops.nms on CUDA tensors.")
+    truth = reference_kernel("nms") if n <= REFERENCE_MAX_BOXES else kernel("nms")
+    return Case(f"{n} boxes", run, lambda: truth(boxes, scores, thr).astype(np.float64), rtol=0.0, notes=notes)
