@@ -25,6 +25,7 @@ PYBIND11_MODULE(_C_cuda, m) {
   pydl::cuda::bind_attention(m);
   pydl::cuda::bind_boxes(m);
   pydl::cuda::bind_rnn(m);
+  pydl::cuda::bind_conv(m);
 
   // (usable, reason): whether a device can run our kernels, and if not, why not.
   m.def("device_status", []() {

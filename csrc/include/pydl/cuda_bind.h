@@ -26,5 +26,6 @@ void bind_upsample(pybind11::module_& m);
 void bind_attention(pybind11::module_& m);
 void bind_boxes(pybind11::module_& m);
 void bind_rnn(pybind11::module_& m);
+void bind_conv(pybind11::module_& m);
 
 }  // namespace pydl::cuda

@@ -34,6 +34,8 @@ from .boxes import (batched_nms, box_iou, generalized_box_iou, nms, roi_align_ba
 from . import rnn as _rnn
 from .rnn import (gru_backward, gru_cell_backward, gru_cell_forward, gru_forward, lstm_backward, lstm_cell_backward,
                   lstm_cell_forward, lstm_forward)
+from . import conv as _conv
+from .conv import conv2d_backward, conv2d_forward, conv_transpose2d_backward, conv_transpose2d_forward
 
-_FAMILIES = (_gemm, _norm, _softmax, _embedding, _dropout, _pool, _upsample, _attention, _boxes, _rnn)
+_FAMILIES = (_gemm, _norm, _softmax, _embedding, _dropout, _pool, _upsample, _attention, _boxes, _rnn, _conv)
 OPS = tuple(op for family in _FAMILIES for op in family.OPS)
