@@ -64,3 +64,53 @@ def case(shape):
         "max_pool2d GB/s = (x read + out and int64 indices written; fwd+bwd adds grad_out and the indices "
         "read and grad_input written) / median time; torch keeps the indices too when it trains. The "
         "reference (float64, a Python loop over output positions) is timed on small shapes only."])
+
+
+# ---------------------------------------------------------------- GPU (pydl bench --device cuda)
+CUDA_SHAPES = SHAPES
+CUDA_QUICK = QUICK
+
+
+def cuda_case(shape):
+    from .. import gpu
+
+    kind, n, c, h, w, k, s, p = shape
+    backward_too = kind == "fwd+bwd"
+    forward, backward = gpu.kernel("max_pool2d_forward"), gpu.kernel("max_pool2d_backward")
+    ref_fwd, ref_bwd = reference_kernel("max_pool2d_forward"), reference_kernel("max_pool2d_backward")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, c, h, w), dtype=np.float32)  # (N, C, H, W)
+    xd = gpu.to_gpu(x)
+    out0, _ = forward(xd, k, s, p)
+    g = rng.standard_normal(out0.shape, dtype=np.float32)  # (N, C, OH, OW)
+    gd = gpu.to_gpu(g)
+
+    def pydl_run():
+        out, idx = forward(xd, k, s, p)
+        return (out, backward(gd, idx, xd.shape)) if backward_too else out
+
+    def expected():  # the float64 reference on the host (slow on the large shapes: a Python loop)
+        out, idx = ref_fwd(x, k, s, p)
+        return (out, ref_bwd(g, idx, x.shape)) if backward_too else out
+
+    run = {"pydl": pydl_run}
+    t = gpu.torch_cuda()
+    if t is not None:
+        F = t.nn.functional
+        tg = t.from_dlpack(gd)
+        if not backward_too:
+            tx = t.from_dlpack(xd)
+            run["torch"] = lambda: F.max_pool2d(tx, k, s, p, return_indices=True)[0]
+        else:
+            tx = t.from_dlpack(xd).clone().requires_grad_()
+
+            def torch_fwd_bwd():
+                tx.grad = None
+                y = F.max_pool2d(tx, k, s, p)
+                y.backward(tg)
+                return y, tx.grad
+            run["torch"] = torch_fwd_bwd
+    out_elems = out0.size
+    nbytes = x.nbytes + out_elems * (4 + 8) + (out_elems * (4 + 8) + x.nbytes if backward_too else 0)
+    return Case(f"{kind} N{n} {c}x{h}x{w} k{k} s{s} p{p}", run, expected, bytes=float(nbytes), notes=[
+        "GPU max_pool2d GB/s: the traffic of pydl's passes as on the CPU; torch = F.max_pool2d on CUDA tensors."])
