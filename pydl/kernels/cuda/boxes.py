@@ -143,14 +143,19 @@ def _grad(grad_out, rois, C, op):
     return g
 
 
-def roi_align_forward(input, rois, output_size, spatial_scale=1.0, sampling_ratio=-1, aligned=False):
-    """RoI Align: (N, C, H, W), rois (K, 5) = (batch index, x1, y1, x2, y2) -> (K, C, PH, PW)."""
-    op = "roi_align"
+def _forward_args(input, rois, output_size, op):
+    """(x, rois as float64, an empty output (K, C, PH, PW)) of a RoI forward."""
     x = _features(input, op, "input")
     PH, PW = _output_size(output_size, op)
-    N, C, H, W = x.shape
-    r = _rois(rois, N, op)
-    out = cp.empty((r.shape[0], C, PH, PW), dtype=x.dtype)
+    r = _rois(rois, x.shape[0], op)
+    return x, r, cp.empty((r.shape[0], x.shape[1], PH, PW), dtype=x.dtype)
+
+
+def roi_align_forward(input, rois, output_size, spatial_scale=1.0, sampling_ratio=-1, aligned=False):
+    """RoI Align: (N, C, H, W), rois (K, 5) = (batch index, x1, y1, x2, y2) -> (K, C, PH, PW)."""
+    x, r, out = _forward_args(input, rois, output_size, "roi_align")
+    _, C, H, W = x.shape
+    PH, PW = out.shape[2:]
     if out.size:
         launcher("roi_align_forward", x.dtype)(x.data.ptr, r.data.ptr, r.shape[0], C, H, W, PH, PW,
                                                float(spatial_scale), int(sampling_ratio), bool(aligned),
@@ -175,12 +180,9 @@ def roi_align_backward(grad_out, rois, input_shape, spatial_scale=1.0, sampling_
 
 def roi_pool_forward(input, rois, output_size, spatial_scale=1.0):
     """RoI max pooling: (N, C, H, W), rois (K, 5) -> (out (K, C, PH, PW), argmax (K, C, PH, PW) int64)."""
-    op = "roi_pool"
-    x = _features(input, op, "input")
-    PH, PW = _output_size(output_size, op)
-    N, C, H, W = x.shape
-    r = _rois(rois, N, op)
-    out = cp.empty((r.shape[0], C, PH, PW), dtype=x.dtype)
+    x, r, out = _forward_args(input, rois, output_size, "roi_pool")
+    _, C, H, W = x.shape
+    PH, PW = out.shape[2:]
     arg = cp.empty(out.shape, dtype=cp.int64)
     if out.size:
         launcher("roi_pool_forward", x.dtype)(x.data.ptr, r.data.ptr, r.shape[0], C, H, W, PH, PW,
