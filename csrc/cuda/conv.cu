@@ -21,10 +21,14 @@
 // product; a lone sequential sum over images would leave the GPU idle: dW has few tiles)
 // and adds the partials in image order (deterministic). col2im gathers: each input pixel
 // sums the column entries that copied it (no atomics). A 1x1, stride-1, unpadded conv
-// uses the input (and input gradient) as its columns directly.
+// uses the input (and input gradient) as its columns directly. A depthwise conv (Cg == 1:
+// each output channel reads one input channel) runs its forward and input gradient as
+// direct loops over the KH x KW taps, one thread per output / input element: its products
+// are too thin for a gemm and its columns would cost KH KW times the input.
 //
-// Workspace (caller-allocated): cols nb * C * KH * KW * OHW elements (none for 1x1), and
-// for the weight gradient nb * K * CKK partial products (none when nb == 1).
+// Workspace (caller-allocated, conv2d_columns_per_image): cols nb * C * KH * KW * OHW
+// elements (none for 1x1, none for a depthwise forward or input gradient), and for the
+// weight gradient nb * K * CKK partial products (none when nb == 1).
 // Checked by tests/kernels/test_conv.py (marked cuda) against the float64 reference.
 #include "pydl/conv_cuda.h"
 #include "pydl/cuda_check.h"
@@ -95,6 +99,54 @@ __global__ void col2im_kernel(ConvGeometry g, int64_t nt, const T* __restrict__ 
   }
 }
 
+// Depthwise (Cg == 1), directly: output channel k reads input channel k / Kg through its taps.
+template <typename T>
+__global__ void depthwise_forward_kernel(ConvGeometry g, const T* __restrict__ x, const T* __restrict__ w,
+                                         T* __restrict__ out) {
+  const int64_t OHW = g.OH * g.OW, Kg = g.K / g.G, n = g.N * g.K * OHW;
+  for (int64_t e = grid_start(); e < n; e += grid_stride()) {
+    const int64_t ow = e % g.OW, oh = (e / g.OW) % g.OH, nk = e / OHW, k = nk % g.K;
+    const T* xp = x + ((nk / g.K) * g.C + k / Kg) * g.H * g.W;  // (H, W) plane of input channel k / Kg
+    const T* wk = w + k * g.KH * g.KW;
+    T sum = 0;
+    for (int64_t kh = 0; kh < g.KH; ++kh) {
+      const int64_t ih = oh * g.SH - g.PH + kh * g.DH;
+      if (ih < 0 || ih >= g.H) continue;
+      for (int64_t kw = 0; kw < g.KW; ++kw) {
+        const int64_t iw = ow * g.SW - g.PW + kw * g.DW;
+        if (iw >= 0 && iw < g.W) sum += wk[kh * g.KW + kw] * xp[ih * g.W + iw];
+      }
+    }
+    out[e] = sum;
+  }
+}
+
+// Its input gradient, gathered: pixel (c, ih, iw) sums over the Kg output channels of group c
+// and the taps whose output position reads it.
+template <typename T>
+__global__ void depthwise_input_grad_kernel(ConvGeometry g, const T* __restrict__ dout, const T* __restrict__ w,
+                                            T* __restrict__ dx) {
+  const int64_t OHW = g.OH * g.OW, Kg = g.K / g.G, n = g.N * g.C * g.H * g.W;
+  for (int64_t e = grid_start(); e < n; e += grid_stride()) {
+    const int64_t iw = e % g.W, ih = (e / g.W) % g.H, nc = e / (g.W * g.H), c = nc % g.C;
+    T sum = 0;
+    for (int64_t k = c * Kg; k < (c + 1) * Kg; ++k) {
+      const T* dp = dout + ((nc / g.C) * g.K + k) * OHW;
+      const T* wk = w + k * g.KH * g.KW;
+      for (int64_t kh = 0; kh < g.KH; ++kh) {
+        const int64_t th = ih + g.PH - kh * g.DH;  // = oh * SH for the output row that reads ih
+        if (th < 0 || th % g.SH || th / g.SH >= g.OH) continue;
+        for (int64_t kw = 0; kw < g.KW; ++kw) {
+          const int64_t tw = iw + g.PW - kw * g.DW;
+          if (tw < 0 || tw % g.SW || tw / g.SW >= g.OW) continue;
+          sum += wk[kh * g.KW + kw] * dp[(th / g.SH) * g.OW + tw / g.SW];
+        }
+      }
+    }
+    dx[e] = sum;
+  }
+}
+
 // dw (len) = (accumulate ? dw : 0) + sum over the nt partials (nt, len), in image order.
 template <typename T>
 __global__ void sum_partials_kernel(const T* __restrict__ partial, int64_t nt, int64_t len, bool accumulate,
@@ -106,12 +158,12 @@ __global__ void sum_partials_kernel(const T* __restrict__ partial, int64_t nt, i
   }
 }
 
+// The columns of the nt images at x: cols, filled by im2col, or x itself for a 1x1 conv.
 template <typename T>
-void im2col(const ConvGeometry& g, int64_t nt, const T* x, T* cols, cudaStream_t stream) {
-  const int64_t n = nt * g.C * g.KH * g.KW * g.OHW();
-  if (n == 0) return;
-  im2col_kernel<T><<<blocks_for(n), kThreads, 0, stream>>>(g, nt, x, cols);
-  PYDL_CUDA_CHECK(cudaGetLastError());
+const T* tile_columns(const ConvGeometry& g, int64_t nt, const T* x, T* cols, cudaStream_t stream) {
+  if (g.pointwise()) return x;
+  launch_elementwise(nt * g.C * g.KH * g.KW * g.OHW(), stream, im2col_kernel<T>, g, nt, x, cols);
+  return cols;
 }
 
 // The column blocks of a tile: cols (nt, C KH KW, OHW), or the images themselves for a 1x1 conv.
@@ -126,13 +178,11 @@ Blocks<T> column_blocks(const ConvGeometry& g, T* cols, bool transposed) {
 
 template <typename T>
 void conv2d_forward(const ConvGeometry& g, const T* x, const T* w, T* out, T* cols, int64_t nb, cudaStream_t stream) {
+  if (g.depthwise()) return launch_elementwise(g.N * g.K * g.OHW(), stream, depthwise_forward_kernel<T>, g, x, w, out);
   const int64_t OHW = g.OHW(), CKK = g.CKK(), Kg = g.Kg();
-  const bool direct = g.pointwise();
   for (int64_t n0 = 0; n0 < g.N; n0 += nb) {
     const int64_t nt = g.N - n0 < nb ? g.N - n0 : nb;
-    const T* xt = x + n0 * g.C * g.H * g.W;
-    if (!direct) im2col(g, nt, xt, cols, stream);
-    const T* c = direct ? xt : cols;
+    const T* c = tile_columns(g, nt, x + n0 * g.C * g.H * g.W, cols, stream);
     group_products<T>(nt, g.G, Kg, OHW, CKK, {w, 0, Kg * CKK, CKK, 1}, column_blocks(g, c, false),
                       {out + n0 * g.K * OHW, g.K * OHW, Kg * OHW, OHW, 1}, T(0), stream);
   }
@@ -141,6 +191,8 @@ void conv2d_forward(const ConvGeometry& g, const T* x, const T* w, T* out, T* co
 template <typename T>
 void conv2d_backward_input(const ConvGeometry& g, const T* dout, const T* w, T* dx, T* cols, int64_t nb,
                            cudaStream_t stream) {
+  if (g.depthwise())
+    return launch_elementwise(g.N * g.C * g.H * g.W, stream, depthwise_input_grad_kernel<T>, g, dout, w, dx);
   const int64_t OHW = g.OHW(), CKK = g.CKK(), Kg = g.Kg();
   const bool direct = g.pointwise();
   for (int64_t n0 = 0; n0 < g.N; n0 += nb) {
@@ -151,12 +203,7 @@ void conv2d_backward_input(const ConvGeometry& g, const T* dout, const T* w, T* 
     group_products<T>(nt, g.G, CKK, OHW, Kg, {w, 0, Kg * CKK, 1, CKK},
                       {dout + n0 * g.K * OHW, g.K * OHW, Kg * OHW, OHW, 1}, column_blocks(g, dc, false), T(0),
                       stream);
-    if (!direct) {
-      const int64_t n = nt * g.C * g.H * g.W;
-      if (n == 0) continue;
-      col2im_kernel<T><<<blocks_for(n), kThreads, 0, stream>>>(g, nt, cols, dxt);
-      PYDL_CUDA_CHECK(cudaGetLastError());
-    }
+    if (!direct) launch_elementwise(nt * g.C * g.H * g.W, stream, col2im_kernel<T>, g, nt, cols, dxt);
   }
 }
 
@@ -169,12 +216,9 @@ void conv2d_backward_weight(const ConvGeometry& g, const T* dout, const T* x, T*
     PYDL_CUDA_CHECK(cudaMemsetAsync(dw, 0, sizeof(T) * len, stream));
     return;
   }
-  const bool direct = g.pointwise();
   for (int64_t n0 = 0; n0 < g.N; n0 += nb) {
     const int64_t nt = g.N - n0 < nb ? g.N - n0 : nb;
-    const T* xt = x + n0 * g.C * g.H * g.W;
-    if (!direct) im2col(g, nt, xt, cols, stream);
-    const T* c = direct ? xt : cols;
+    const T* c = tile_columns(g, nt, x + n0 * g.C * g.H * g.W, cols, stream);
     const Blocks<const T> a{dout + n0 * g.K * OHW, g.K * OHW, Kg * OHW, OHW, 1};  // dout_g[n] (Kg, OHW)
     if (nt == 1) {  // straight into dw, adding to the earlier images
       group_products<T>(1, g.G, Kg, CKK, OHW, a, column_blocks(g, c, true), {dw, 0, Kg * CKK, CKK, 1},
@@ -183,8 +227,7 @@ void conv2d_backward_weight(const ConvGeometry& g, const T* dout, const T* x, T*
     }
     group_products<T>(nt, g.G, Kg, CKK, OHW, a, column_blocks(g, c, true), {partial, len, Kg * CKK, CKK, 1}, T(0),
                       stream);
-    sum_partials_kernel<T><<<blocks_for(len), kThreads, 0, stream>>>(partial, nt, len, n0 > 0, dw);
-    PYDL_CUDA_CHECK(cudaGetLastError());
+    launch_elementwise(len, stream, sum_partials_kernel<T>, partial, nt, len, n0 > 0, dw);
   }
 }
 

@@ -48,10 +48,12 @@ void bind_typed(py::module_& m, const char* suffix) {
 void bind_conv(py::module_& m) {
   bind_typed<float>(m, "_f32");
   bind_typed<double>(m, "_f64");
-  // Elements of column workspace one image needs (0: a 1x1 conv reads its input as columns).
-  m.def("conv2d_columns_per_image", [](const Geometry16& v) {
+  // Elements of column workspace one image needs in a forward / input-gradient pass or in a
+  // weight-gradient pass (0: a 1x1 conv reads its input as columns; a depthwise conv's
+  // forward and input gradient run without columns).
+  m.def("conv2d_columns_per_image", [](const Geometry16& v, bool weight_grad) {
     const ConvGeometry g = geometry(v);
-    return g.pointwise() ? int64_t(0) : g.C * g.KH * g.KW * g.OHW();
+    return g.pointwise() || (g.depthwise() && !weight_grad) ? int64_t(0) : g.C * g.KH * g.KW * g.OHW();
   });
 }
 

@@ -227,10 +227,7 @@ __global__ void fractional_max_forward_kernel(Pool2dShape s, const T* __restrict
 
 template <typename T>
 void max_pool2d_forward(const Pool2dShape& s, const T* x, T* out, int64_t* idx, cudaStream_t stream) {
-  const int64_t n = s.P * s.OH * s.OW;
-  if (n == 0) return;
-  max_pool2d_forward_kernel<T><<<blocks_for(n), kThreads, 0, stream>>>(s, x, out, idx);
-  PYDL_CUDA_CHECK(cudaGetLastError());
+  launch_elementwise(s.P * s.OH * s.OW, stream, max_pool2d_forward_kernel<T>, s, x, out, idx);
 }
 
 template <typename T>
@@ -238,9 +235,7 @@ void max_pool2d_backward(int64_t P, int64_t HW, int64_t OHW, const T* g, const i
                          cudaStream_t stream) {
   if (P * HW == 0) return;
   PYDL_CUDA_CHECK(cudaMemsetAsync(grad_in, 0, sizeof(T) * P * HW, stream));
-  if (P * OHW == 0) return;
-  max_pool2d_backward_kernel<T><<<blocks_for(P * OHW), kThreads, 0, stream>>>(P, HW, OHW, g, idx, grad_in);
-  PYDL_CUDA_CHECK(cudaGetLastError());
+  launch_elementwise(P * OHW, stream, max_pool2d_backward_kernel<T>, P, HW, OHW, g, idx, grad_in);
 }
 
 template <typename T>
@@ -248,76 +243,54 @@ void max_unpool2d_forward(int64_t P, int64_t HW, int64_t OHW, const T* x, const 
                           T* out, cudaStream_t stream) {
   if (P * OHW == 0) return;
   PYDL_CUDA_CHECK(cudaMemsetAsync(winner, 0xff, sizeof(int64_t) * P * OHW, stream));  // all -1: no input yet
-  if (HW > 0) {
-    max_unpool2d_winner_kernel<<<blocks_for(P * HW), kThreads, 0, stream>>>(P, HW, OHW, idx, winner);
-    PYDL_CUDA_CHECK(cudaGetLastError());
-  }
-  max_unpool2d_gather_kernel<T><<<blocks_for(P * OHW), kThreads, 0, stream>>>(P, HW, OHW, x, winner, out);
-  PYDL_CUDA_CHECK(cudaGetLastError());
+  launch_elementwise(P * HW, stream, max_unpool2d_winner_kernel, P, HW, OHW, idx, winner);
+  launch_elementwise(P * OHW, stream, max_unpool2d_gather_kernel<T>, P, HW, OHW, x, winner, out);
 }
 
 template <typename T>
 void max_unpool2d_backward(int64_t P, int64_t HW, int64_t OHW, const T* g, const int64_t* idx, T* grad_in,
                            cudaStream_t stream) {
-  if (P * HW == 0) return;
-  max_unpool2d_backward_kernel<T><<<blocks_for(P * HW), kThreads, 0, stream>>>(P, HW, OHW, g, idx, grad_in);
-  PYDL_CUDA_CHECK(cudaGetLastError());
+  launch_elementwise(P * HW, stream, max_unpool2d_backward_kernel<T>, P, HW, OHW, g, idx, grad_in);
 }
 
 template <typename T>
 void avg_pool2d_forward(const Pool2dShape& s, bool count_include_pad, int64_t divisor_override, const T* x, T* out,
                         cudaStream_t stream) {
-  const int64_t n = s.P * s.OH * s.OW;
-  if (n == 0) return;
-  avg_pool2d_forward_kernel<T><<<blocks_for(n), kThreads, 0, stream>>>(s, count_include_pad, divisor_override, x, out);
-  PYDL_CUDA_CHECK(cudaGetLastError());
+  launch_elementwise(s.P * s.OH * s.OW, stream, avg_pool2d_forward_kernel<T>, s, count_include_pad, divisor_override,
+                     x, out);
 }
 
 template <typename T>
 void avg_pool2d_backward(const Pool2dShape& s, bool count_include_pad, int64_t divisor_override, const T* g,
                          T* grad_in, cudaStream_t stream) {
-  const int64_t n = s.P * s.H * s.W;
-  if (n == 0) return;
-  avg_pool2d_backward_kernel<T><<<blocks_for(n), kThreads, 0, stream>>>(s, count_include_pad, divisor_override, g,
-                                                                        grad_in);
-  PYDL_CUDA_CHECK(cudaGetLastError());
+  launch_elementwise(s.P * s.H * s.W, stream, avg_pool2d_backward_kernel<T>, s, count_include_pad, divisor_override,
+                     g, grad_in);
 }
 
 template <typename T>
 void adaptive_avg_pool2d_forward(const Pool2dShape& s, const T* x, T* out, cudaStream_t stream) {
-  const int64_t n = s.P * s.OH * s.OW;
-  if (n == 0) return;
-  adaptive_avg_forward_kernel<T><<<blocks_for(n), kThreads, 0, stream>>>(s, x, out);
-  PYDL_CUDA_CHECK(cudaGetLastError());
+  launch_elementwise(s.P * s.OH * s.OW, stream, adaptive_avg_forward_kernel<T>, s, x, out);
 }
 
 template <typename T>
 void adaptive_avg_pool2d_backward(const Pool2dShape& s, const T* g, T* grad_in, cudaStream_t stream) {
   const int64_t n = s.P * s.H * s.W;
-  if (n == 0) return;
-  if (s.OH * s.OW == 0) {  // no window: no gradient
+  if (n > 0 && s.OH * s.OW == 0) {  // no window: no gradient
     PYDL_CUDA_CHECK(cudaMemsetAsync(grad_in, 0, sizeof(T) * n, stream));
     return;
   }
-  adaptive_avg_backward_kernel<T><<<blocks_for(n), kThreads, 0, stream>>>(s, g, grad_in);
-  PYDL_CUDA_CHECK(cudaGetLastError());
+  launch_elementwise(n, stream, adaptive_avg_backward_kernel<T>, s, g, grad_in);
 }
 
 template <typename T>
 void adaptive_max_pool2d_forward(const Pool2dShape& s, const T* x, T* out, int64_t* idx, cudaStream_t stream) {
-  const int64_t n = s.P * s.OH * s.OW;
-  if (n == 0) return;
-  adaptive_max_forward_kernel<T><<<blocks_for(n), kThreads, 0, stream>>>(s, x, out, idx);
-  PYDL_CUDA_CHECK(cudaGetLastError());
+  launch_elementwise(s.P * s.OH * s.OW, stream, adaptive_max_forward_kernel<T>, s, x, out, idx);
 }
 
 template <typename T>
 void fractional_max_pool2d_forward(const Pool2dShape& s, const T* samples, const T* x, T* out, int64_t* idx,
                                    cudaStream_t stream) {
-  const int64_t n = s.P * s.OH * s.OW;
-  if (n == 0) return;
-  fractional_max_forward_kernel<T><<<blocks_for(n), kThreads, 0, stream>>>(s, samples, x, out, idx);
-  PYDL_CUDA_CHECK(cudaGetLastError());
+  launch_elementwise(s.P * s.OH * s.OW, stream, fractional_max_forward_kernel<T>, s, samples, x, out, idx);
 }
 
 #define PYDL_POOL_INSTANTIATE(T)                                                                                    \

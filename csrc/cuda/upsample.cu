@@ -127,44 +127,29 @@ __global__ void pixel_shuffle_kernel(const T* __restrict__ x, T* __restrict__ y,
 
 template <typename T>
 void upsample_nearest2d_forward(const ResizeShape& s, const T* x, T* out, cudaStream_t stream) {
-  const int64_t n = s.P * s.OH * s.OW;
-  if (n == 0) return;
-  nearest_forward_kernel<T><<<blocks_for(n), kThreads, 0, stream>>>(s, x, out);
-  PYDL_CUDA_CHECK(cudaGetLastError());
+  launch_elementwise(s.P * s.OH * s.OW, stream, nearest_forward_kernel<T>, s, x, out);
 }
 
 template <typename T>
 void upsample_nearest2d_backward(const ResizeShape& s, const T* g, T* grad_in, cudaStream_t stream) {
-  const int64_t n = s.P * s.H * s.W;
-  if (n == 0) return;
-  nearest_backward_kernel<T><<<blocks_for(n), kThreads, 0, stream>>>(s, g, grad_in);
-  PYDL_CUDA_CHECK(cudaGetLastError());
+  launch_elementwise(s.P * s.H * s.W, stream, nearest_backward_kernel<T>, s, g, grad_in);
 }
 
 template <typename T>
 void upsample_bilinear2d_forward(const ResizeShape& s, bool align_corners, const T* x, T* out, cudaStream_t stream) {
-  const int64_t n = s.P * s.OH * s.OW;
-  if (n == 0) return;
-  bilinear_forward_kernel<T><<<blocks_for(n), kThreads, 0, stream>>>(s, align_corners, x, out);
-  PYDL_CUDA_CHECK(cudaGetLastError());
+  launch_elementwise(s.P * s.OH * s.OW, stream, bilinear_forward_kernel<T>, s, align_corners, x, out);
 }
 
 template <typename T>
 void upsample_bilinear2d_backward(const ResizeShape& s, bool align_corners, const T* g, T* grad_in,
                                   cudaStream_t stream) {
-  const int64_t n = s.P * s.H * s.W;
-  if (n == 0) return;
-  bilinear_backward_kernel<T><<<blocks_for(n), kThreads, 0, stream>>>(s, align_corners, g, grad_in);
-  PYDL_CUDA_CHECK(cudaGetLastError());
+  launch_elementwise(s.P * s.H * s.W, stream, bilinear_backward_kernel<T>, s, align_corners, g, grad_in);
 }
 
 template <typename T>
 void pixel_shuffle(const T* x, T* y, int64_t B, int64_t C, int64_t H, int64_t W, int64_t r, bool inverse,
                    cudaStream_t stream) {
-  const int64_t n = B * C * H * W * r * r;
-  if (n == 0) return;
-  pixel_shuffle_kernel<T><<<blocks_for(n), kThreads, 0, stream>>>(x, y, B, C, H, W, r, inverse);
-  PYDL_CUDA_CHECK(cudaGetLastError());
+  launch_elementwise(B * C * H * W * r * r, stream, pixel_shuffle_kernel<T>, x, y, B, C, H, W, r, inverse);
 }
 
 #define PYDL_UPSAMPLE_INSTANTIATE(T)                                                                           \

@@ -4,6 +4,8 @@
 #pragma once
 #include <cstdint>
 
+#include "pydl/cuda_check.h"
+
 namespace pydl::cuda {
 
 constexpr int kThreads = 256;
@@ -18,6 +20,15 @@ inline unsigned blocks_for(int64_t n) {
 // The first element index of this thread and the loop stride of the grid.
 __device__ __forceinline__ int64_t grid_start() { return int64_t(blockIdx.x) * blockDim.x + threadIdx.x; }
 __device__ __forceinline__ int64_t grid_stride() { return int64_t(gridDim.x) * blockDim.x; }
+
+// kernel<<<blocks_for(n), kThreads, 0, stream>>>(args...) for an n-element grid-stride
+// kernel, checked; nothing when n == 0.
+template <typename... Params, typename... Args>
+void launch_elementwise(int64_t n, cudaStream_t stream, void (*kernel)(Params...), Args... args) {
+  if (n <= 0) return;
+  kernel<<<blocks_for(n), kThreads, 0, stream>>>(args...);
+  PYDL_CUDA_CHECK(cudaGetLastError());
+}
 #endif
 
 }  // namespace pydl::cuda

@@ -14,6 +14,21 @@ QUICK = [("fwd", 2, 3, 9, 7, 2, 2, 0), ("fwd+bwd", 2, 3, 9, 7, 3, 2, 1)]
 REFERENCE_MAX_ELEMENTS = 1 << 18  # the NumPy reference loops over output positions in Python
 
 
+def _torch_run(t, tx, tg, k, s, p, backward_too):
+    """PyTorch's max_pool2d on torch tensors (forward with indices, or forward and backward)."""
+    F = t.nn.functional
+    if not backward_too:
+        return lambda: F.max_pool2d(tx, k, s, p, return_indices=True)[0]
+    tx = tx.clone().requires_grad_()
+
+    def torch_fwd_bwd():
+        tx.grad = None
+        y = F.max_pool2d(tx, k, s, p)
+        y.backward(tg)
+        return y, tx.grad
+    return torch_fwd_bwd
+
+
 def case(shape):
     kind, n, c, h, w, k, s, p = shape
     backward_too = kind == "fwd+bwd"
@@ -42,20 +57,7 @@ def case(shape):
         run["reference"] = with_kernels(ref_fwd, ref_bwd)
     t = torch()
     if t is not None:
-        F = t.nn.functional
-        tg = t.from_numpy(g)
-        if not backward_too:
-            tx = t.from_numpy(x)
-            run["torch"] = lambda: F.max_pool2d(tx, k, s, p, return_indices=True)[0]
-        else:
-            tx = t.from_numpy(x).requires_grad_()
-
-            def torch_fwd_bwd():
-                tx.grad = None
-                y = F.max_pool2d(tx, k, s, p)
-                y.backward(tg)
-                return y, tx.grad
-            run["torch"] = torch_fwd_bwd
+        run["torch"] = _torch_run(t, t.from_numpy(x), t.from_numpy(g), k, s, p, backward_too)
     out_elems = out0.size
     nbytes = x.nbytes + out_elems * (4 + 8)
     if backward_too:
@@ -96,20 +98,7 @@ def cuda_case(shape):
     run = {"pydl": pydl_run}
     t = gpu.torch_cuda()
     if t is not None:
-        F = t.nn.functional
-        tg = t.from_dlpack(gd)
-        if not backward_too:
-            tx = t.from_dlpack(xd)
-            run["torch"] = lambda: F.max_pool2d(tx, k, s, p, return_indices=True)[0]
-        else:
-            tx = t.from_dlpack(xd).clone().requires_grad_()
-
-            def torch_fwd_bwd():
-                tx.grad = None
-                y = F.max_pool2d(tx, k, s, p)
-                y.backward(tg)
-                return y, tx.grad
-            run["torch"] = torch_fwd_bwd
+        run["torch"] = _torch_run(t, t.from_dlpack(xd), t.from_dlpack(gd), k, s, p, backward_too)
     out_elems = out0.size
     nbytes = x.nbytes + out_elems * (4 + 8) + (out_elems * (4 + 8) + x.nbytes if backward_too else 0)
     return Case(f"{kind} N{n} {c}x{h}x{w} k{k} s{s} p{p}", run, expected, bytes=float(nbytes), notes=[

@@ -73,7 +73,8 @@ class _Conv:
         self.N, self.C, self.H, self.W, self.K, self.OH, self.OW = N, C, H, W, K, OH, OW
         self.geometry = [N, C, H, W, K, OH, OW, KH, KW, stride[0], stride[1], pad_top_left[0], pad_top_left[1],
                          dilation[0], dilation[1], groups]
-        self.cols_per_image = _C_cuda.conv2d_columns_per_image(self.geometry)
+        self.cols_per_image = _C_cuda.conv2d_columns_per_image(self.geometry, False)  # forward, input gradient
+        self.cols_per_image_w = _C_cuda.conv2d_columns_per_image(self.geometry, True)  # weight gradient
         self.partial_per_image = K * (C // groups) * KH * KW
 
     def _tile(self, per_image):
@@ -103,8 +104,8 @@ class _Conv:
     def weight_grad(self, dout, x, w_shape):
         """dw of the conv's weight shape from dout (N, K, OH, OW) and x (N, C, H, W)."""
         dw = cp.empty(w_shape, dtype=x.dtype)
-        nb = self._tile(self.cols_per_image + self.partial_per_image)
-        cols = self._cols(nb, x.dtype)
+        nb = self._tile(self.cols_per_image_w + self.partial_per_image)
+        cols = cp.empty(nb * self.cols_per_image_w, dtype=x.dtype)
         partial = cp.empty(nb * self.partial_per_image if nb > 1 else 0, dtype=x.dtype)
         launcher("conv2d_backward_weight", x.dtype)(self.geometry, dout.data.ptr, x.data.ptr, dw.data.ptr,
                                                     cols.data.ptr, partial.data.ptr, nb, stream())

@@ -8,7 +8,7 @@ Signatures and results are the reference's (:mod:`pydl.kernels.reference.pool`):
 planes.
 """
 from ..reference._pool_rules import check_input, pair, pool_output_size, pool_params
-from ..reference.pool import _adaptive_size, _avg_checks, fractional_output_size
+from ..reference.pool import _adaptive_size, _avg_checks, fractional_geometry
 from ._common import cp, float_array, launcher, stream
 
 OPS = ("max_pool2d_forward", "max_pool2d_backward", "max_unpool2d_forward", "max_unpool2d_backward",
@@ -51,6 +51,13 @@ def _input_shape(input_shape, op):
     if min(shape, default=0) < 0:
         raise ValueError(f"{op}: input_shape must not hold negative sizes")
     return shape
+
+
+def _adaptive(op, input, output_size):
+    """(contiguous x, its Pool2dShape ints, the empty output) of an adaptive pooling forward."""
+    x, P, H, W = _input(input, op)
+    OH, OW = _adaptive_size(op, x, output_size)
+    return x, _shape(P, H, W, OH, OW), cp.empty(x.shape[:-2] + (OH, OW), dtype=x.dtype)
 
 
 def _planes(shape):
@@ -102,13 +109,9 @@ def max_pool2d_backward(grad_out, indices, input_shape):
 
 def adaptive_max_pool2d_forward(input, output_size):
     """Adaptive max pooling, ``(out, indices)`` (windows as adaptive_avg_pool2d's)."""
-    op = "adaptive_max_pool2d"
-    x, P, H, W = _input(input, op)
-    OH, OW = _adaptive_size(op, x, output_size)
-    out = cp.empty(x.shape[:-2] + (OH, OW), dtype=x.dtype)
+    x, shape, out = _adaptive("adaptive_max_pool2d", input, output_size)
     idx = cp.empty(out.shape, dtype=cp.int64)
-    launcher("adaptive_max_pool2d_forward", x.dtype)(_shape(P, H, W, OH, OW), x.data.ptr, out.data.ptr,
-                                                     idx.data.ptr, stream())
+    launcher("adaptive_max_pool2d_forward", x.dtype)(shape, x.data.ptr, out.data.ptr, idx.data.ptr, stream())
     return out, idx
 
 
@@ -121,18 +124,7 @@ def fractional_max_pool2d_forward(input, kernel_size, output_size=None, output_r
     """Fractional max pooling with the caller's samples (N, C, 2), ``(out, indices)``."""
     op = "fractional_max_pool2d"
     x, P, H, W = _input(input, op)
-    KH, KW = pair(op, "kernel_size", kernel_size)
-    if KH <= 0 or KW <= 0:
-        raise ValueError(f"{op}: kernel_size must be positive, got {(KH, KW)}")
-    OH, OW = fractional_output_size(op, H, W, output_size, output_ratio)
-    if OH <= 0 or OW <= 0:
-        raise ValueError(f"{op}: output_size must be positive, got {(OH, OW)}")
-    if OH + KH - 1 > H:
-        raise ValueError(f"{op}: kernel height {KH} too large for output height {OH} from input height {H} "
-                         f"(needs output_size + kernel_size - 1 <= input size)")
-    if OW + KW - 1 > W:
-        raise ValueError(f"{op}: kernel width {KW} too large for output width {OW} from input width {W} "
-                         f"(needs output_size + kernel_size - 1 <= input size)")
+    KH, KW, OH, OW = fractional_geometry(op, H, W, kernel_size, output_size, output_ratio)
     if samples is None:
         raise ValueError(f"{op}: samples (N, C, 2), uniform in [0, 1), are required: draw them from "
                          "pydl's generator")
@@ -242,11 +234,8 @@ def avg_pool2d_backward(grad_out, input_shape, kernel_size, stride=None, padding
 
 def adaptive_avg_pool2d_forward(input, output_size):
     """Adaptive average pooling: window i of n over L is [floor(iL/n), ceil((i+1)L/n))."""
-    op = "adaptive_avg_pool2d"
-    x, P, H, W = _input(input, op)
-    OH, OW = _adaptive_size(op, x, output_size)
-    out = cp.empty(x.shape[:-2] + (OH, OW), dtype=x.dtype)
-    launcher("adaptive_avg_pool2d_forward", x.dtype)(_shape(P, H, W, OH, OW), x.data.ptr, out.data.ptr, stream())
+    x, shape, out = _adaptive("adaptive_avg_pool2d", input, output_size)
+    launcher("adaptive_avg_pool2d_forward", x.dtype)(shape, x.data.ptr, out.data.ptr, stream())
     return out
 
 

@@ -368,6 +368,23 @@ def adaptive_max_pool2d_backward(grad_out, indices, input_shape):
 # fractional_max_pool2d (Graham, "Fractional Max-Pooling", 2014)
 # ---------------------------------------------------------------------------------------
 
+def fractional_geometry(op, H, W, kernel_size, output_size, output_ratio):
+    """(KH, KW, OH, OW) of fractional max pooling over an H x W plane, every argument checked."""
+    KH, KW = pair(op, "kernel_size", kernel_size)
+    if KH <= 0 or KW <= 0:
+        raise ValueError(f"{op}: kernel_size must be positive, got {(KH, KW)}")
+    OH, OW = fractional_output_size(op, H, W, output_size, output_ratio)
+    if OH <= 0 or OW <= 0:
+        raise ValueError(f"{op}: output_size must be positive, got {(OH, OW)}")
+    if OH + KH - 1 > H:
+        raise ValueError(f"{op}: kernel height {KH} too large for output height {OH} from input height {H} "
+                         f"(needs output_size + kernel_size - 1 <= input size)")
+    if OW + KW - 1 > W:
+        raise ValueError(f"{op}: kernel width {KW} too large for output width {OW} from input width {W} "
+                         f"(needs output_size + kernel_size - 1 <= input size)")
+    return KH, KW, OH, OW
+
+
 def fractional_output_size(op, H, W, output_size, output_ratio):
     """(OH, OW) from exactly one of output_size and output_ratio (int(size * ratio))."""
     if (output_size is None) == (output_ratio is None):
@@ -402,20 +419,9 @@ def fractional_max_pool2d_forward(input, kernel_size, output_size=None, output_r
     op = "fractional_max_pool2d"
     x = as_float64(input)
     check_input(x, op)
-    KH, KW = pair(op, "kernel_size", kernel_size)
-    if KH <= 0 or KW <= 0:
-        raise ValueError(f"{op}: kernel_size must be positive, got {(KH, KW)}")
     xb, batched = spatial_batch(x)
     N, C, H, W = xb.shape
-    OH, OW = fractional_output_size(op, H, W, output_size, output_ratio)
-    if OH <= 0 or OW <= 0:
-        raise ValueError(f"{op}: output_size must be positive, got {(OH, OW)}")
-    if OH + KH - 1 > H:
-        raise ValueError(f"{op}: kernel height {KH} too large for output height {OH} from input height {H} "
-                         f"(needs output_size + kernel_size - 1 <= input size)")
-    if OW + KW - 1 > W:
-        raise ValueError(f"{op}: kernel width {KW} too large for output width {OW} from input width {W} "
-                         f"(needs output_size + kernel_size - 1 <= input size)")
+    KH, KW, OH, OW = fractional_geometry(op, H, W, kernel_size, output_size, output_ratio)
     if samples is None:
         raise ValueError(f"{op}: samples (N, C, 2), uniform in [0, 1), are required: draw them from "
                          "pydl's generator")
