@@ -1,8 +1,8 @@
 """End-to-end training steps (how users judge speed): forward, loss, backward and an
 optimizer step of a whole model, the same model and weights in pydl and in PyTorch.
 
-Rows (DESIGN.md's e2e list; other engineers' rows, e.g. LeNet-5 and ResNet-18, go in
-``SHAPES`` beside these):
+Rows (DESIGN.md's e2e list; the image models, LeNet-5 and the CIFAR ResNet-18 in images/s,
+are built in :mod:`.e2e_images`):
 - ``transformer``: a small Transformer encoder language model, token embedding -> 2 causal
   encoder layers (D 128, 4 heads, MLP 512, post-norm, ReLU) -> vocabulary logits, cross-entropy
   on the next token; B 32 x L 64 tokens.
@@ -17,10 +17,11 @@ weights are loaded from pydl's state_dict (same keys).
 import numpy as np
 
 from ..harness import Case, torch
+from . import e2e_images
 
 # (model, B, L): tokens per step B x L
-SHAPES = [("transformer", 32, 64), ("lstm_lm", 32, 64)]
-QUICK = [("transformer", 2, 8), ("lstm_lm", 2, 8)]
+SHAPES = [("transformer", 32, 64), ("lstm_lm", 32, 64), ("lenet5", 64), ("resnet18", 32)]
+QUICK = [("transformer", 2, 8), ("lstm_lm", 2, 8), ("lenet5", 2), ("resnet18", 2)]
 
 VOCAB = {"transformer": 256, "lstm_lm": 65}
 
@@ -83,6 +84,8 @@ def case(shape):
     import pydl
     import pydl.nn.functional as F
 
+    if shape[0] in e2e_images.MODELS:
+        return e2e_images.case(shape)
     kind, b, n = shape
     V = VOCAB[kind]
     rng = np.random.default_rng(0)
