@@ -9,6 +9,7 @@ so no normalised copy of the input is stored.
 """
 import numpy as np
 
+from ..._device import check_same_device
 from ...autograd.function import Node
 from ...autograd.grad_mode import GradMode
 from ...tensor import Tensor, _make
@@ -81,6 +82,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     x, w, b = as_float(op, input, weight, bias)
     rm, rm_orig = _running(op, running_mean, x.dtype, "running_mean")
     rv, rv_orig = _running(op, running_var, x.dtype, "running_var")
+    if rm is not None and rm.__class__ is not x.__class__ or rv is not None and rv.__class__ is not x.__class__:
+        check_same_device(op, x, rm, rv)  # running statistics left on the other device
     out, mean, invstd = kernel("batch_norm_forward", x, inplace=(1, 2))(x, rm, rv, w, b, bool(training),
                                                                        float(momentum), float(eps))
     if training:
