@@ -143,11 +143,12 @@ void micro_tile(int64_t& mr, int64_t& nr) {
 
 inline int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
 constexpr int64_t kTransposedMinDepth = 128;
-// ... and only on large images: per call it transposes W (strided) and every output tile,
-// which the wider product pays back from about 48x48 on (batch 8-16, 2 threads: 56x56 64ch
-// 5.2 vs 5.3 ms, 48x48 7.7 vs 7.8) but not below (32x32 64ch batch 32: 8.3 vs 7.4 ms,
-// 28x28 128ch 5.0 vs 4.6-5.3, 14x14 256ch 6.3 vs 4.8).
-constexpr int64_t kTransposedMinPixels = 2048;
+// ... and only on large enough images: per call it transposes W and every output tile,
+// which the implicit GEMM pays back (1 thread, CPU time, batch 32, against the materialised
+// channel-major product) from 512 output pixels on at stride 1 (32x32 64ch 159 -> 184
+// GFLOP/s, 28x28 128ch 197 -> 203, 16x16 128ch even), from 2048 on when strided
+// (AlexNet-1, 3025 pixels: 146 -> 172; 28x28 128ch stride 2: 165 -> 144, 16x16: 149 -> 130).
+constexpr int64_t kTransposedMinPixels = 512, kTransposedMinPixelsStrided = 2048;
 
 // Orientation: out_tile (Kg, tileN) = W_g @ cols puts the Kg channels on the gemm's rows,
 // out^T (OHW, Kg) = cols^T @ W_g^T on its columns, then transposes the tile back (adding
@@ -163,7 +164,9 @@ bool forward_transposed(const ConvGeometry& g) {
   const int force_t = g_force_transposed.load();
   if (force_t >= 0) return force_t == 1;
   const int64_t Kg = g.Kg();
-  return round_up(Kg, nr) < round_up(Kg, mr) && g.CKK() >= kTransposedMinDepth && g.OHW() >= kTransposedMinPixels;
+  const bool strided = g.SH > 1 || g.SW > 1;
+  return round_up(Kg, nr) < round_up(Kg, mr) && g.CKK() >= kTransposedMinDepth &&
+         g.OHW() >= (strided ? kTransposedMinPixelsStrided : kTransposedMinPixels);
 }
 
 // W_g^T per group: (G, CKK, Kg)
@@ -181,6 +184,7 @@ std::vector<T> transposed_weights(const ConvGeometry& g, const T* w) {
 // the gemm from the padded, phase-split image (ImplicitColumns), then transposed into place
 // row by row with the bias (dropping the columns past each output row).
 // Workspace per thread: the image's WidePlane, the (pixels, Kg) product, CKK taps.
+constexpr int64_t kSlackRows = 16;  // transpose_bias reads whole blocks of 16 rows
 template <typename T>
 void forward_implicit(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* out) {
   const ConvLoops<T>& L = conv_loops<T>();
@@ -194,7 +198,7 @@ void forward_implicit(const ConvGeometry& g, const T* x, const T* w, const T* bi
   for (int64_t n = 0; n < g.N; ++n) {
     try {
       T* plane = thread_scratch<T, 1>(size_t(wp.size(g)));
-      T* aside = thread_scratch<T, 2>(size_t(M * Kg));  // (M, Kg)
+      T* aside = thread_scratch<T, 2>(size_t((M + kSlackRows) * Kg));  // (M, Kg), then rows only read
       int64_t* taps = thread_scratch<int64_t, 0>(size_t(CKK));
       for (int64_t gi = 0; gi < g.G; ++gi) {
         L.implicit_columns(g, x + (n * g.C + gi * Cg) * g.HW(), plane, taps);
@@ -204,7 +208,8 @@ void forward_implicit(const ConvGeometry& g, const T* x, const T* w, const T* bi
                  GemmPackA<T>{L.pack_columns, &cols});
         T* o = out + (n * g.K + gi * Kg) * OHW;  // (Kg, OH, OW)
         for (int64_t oh = 0; oh < g.OH; ++oh)
-          L.transpose_bias(aside + oh * wp.Wq * Kg, OW, Kg, Kg, bias ? bias + gi * Kg : nullptr, o + oh * OW, OHW);
+          L.transpose_bias(aside + oh * wp.Wq * Kg, OW, M + kSlackRows - oh * wp.Wq, Kg, Kg,
+                           bias ? bias + gi * Kg : nullptr, o + oh * OW, OHW);
       }
     } catch (...) {
 #pragma omp critical(pydl_conv_failure)
@@ -449,7 +454,7 @@ void forward_batched(const ConvGeometry& g, const T* x, const T* w, const T* bia
         run_gemm(GemmArgs<T>{Kg, cn, CKK, w + gi * Kg * CKK, CKK, 1, cols, cn, 1, aside, cn, T(1), T(0), s.inner});
       for (int64_t j = 0; j < nn; ++j) {
         T* o = out + ((n0 + j) * g.K + gi * Kg) * OHW;
-        if (transposed) L.transpose_bias(aside + j * OHW * Kg, OHW, Kg, Kg, bg, o, OHW);
+        if (transposed) L.transpose_bias(aside + j * OHW * Kg, OHW, OHW, Kg, Kg, bg, o, OHW);
         else L.copy_bias(aside + j * OHW, Kg, OHW, cn, bg, o, OHW);
       }
     }

@@ -172,29 +172,69 @@ void col2im(const ConvGeometry& g, T* cols, int64_t oh0, int64_t oh1, T* x, T* s
   if (g.SW > 1) dst_rows.merge(x, g.Cg());
 }
 
+// One input row x (W) split into S column phases, zero-padded by P on the left:
+// dst[r * ld + q] = x[q * S + r - P] (0 outside [0, W)), r < S, q < Wq.
+template <typename T>
+void split_row(const T* x, int64_t W, int64_t S, int64_t P, T* dst, int64_t ld, int64_t Wq) {
+  if (S == 1) {
+    int64_t lo, hi;
+    valid_columns(-P, 1, W, Wq, lo, hi);
+    zero(dst, lo);
+    copy(dst + lo, x + lo - P, hi - lo);
+    zero(dst + hi, Wq - hi);
+    return;
+  }
+  int64_t q0 = 0, q1 = 0;  // [q0, q1): by vectors, 16 columns of every phase from 16 * S of x
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    if (S == 2 || S == 4) {  // ResNet's downsampling layers, AlexNet's first layer
+      const int64_t qb = std::min(Wq, W + P >= S ? (W + P - S) / S + 1 : 0);  // all S phases inside below qb
+      q0 = (P + S - 1) / S;
+      q1 = q0 + std::max<int64_t>(0, qb - q0) / 16 * 16;
+      const __m512i every2 = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+      const __m512i every4 = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28);
+      for (int64_t q = q0; q < q1; q += 16) {
+        const float* src = x + q * S - P;
+        const __m512 a = _mm512_loadu_ps(src), b = _mm512_loadu_ps(src + 16);
+        if (S == 2) {
+          for (int r = 0; r < 2; ++r)
+            _mm512_storeu_ps(dst + r * ld + q, _mm512_permutex2var_ps(a, _mm512_add_epi32(every2, _mm512_set1_epi32(r)), b));
+          continue;
+        }
+        const __m512 c = _mm512_loadu_ps(src + 32), d = _mm512_loadu_ps(src + 48);
+        for (int r = 0; r < 4; ++r) {
+          const __m512i idx = _mm512_add_epi32(every4, _mm512_set1_epi32(r));
+          const __m512 ab = _mm512_permutex2var_ps(a, idx, b), cd = _mm512_permutex2var_ps(c, idx, d);
+          _mm512_storeu_ps(dst + r * ld + q, _mm512_shuffle_f32x4(ab, cd, 0x44));  // ab's 8, then cd's
+        }
+      }
+    }
+  }
+#endif
+  for (int64_t r = 0; r < S; ++r)
+    for (int64_t q = 0; q < Wq; ++q) {
+      if (q == q0) q = q1;
+      if (q >= Wq) break;
+      const int64_t iw = q * S + r - P;
+      dst[r * ld + q] = iw >= 0 && iw < W ? x[iw] : T(0);
+    }
+}
+
 template <typename T>
 void implicit_columns(const ConvGeometry& g, const T* x, T* plane, int64_t* taps) {
   const WidePlane wp(g);
-  const int64_t Hq = wp.Hq, Wq = wp.Wq, Cg = g.Cg();
-  T* dst = plane;
+  const int64_t Hq = wp.Hq, Wq = wp.Wq, Cg = g.Cg(), phase = Cg * Hq * Wq;  // plane (SH, SW, Cg, Hq, Wq)
   for (int64_t rh = 0; rh < g.SH; ++rh)
-    for (int64_t rw = 0; rw < g.SW; ++rw) {
-      int64_t lo, hi;  // the phase's columns q that lie in the image: iw = q * SW + rw - PW
-      valid_columns(rw - g.PW, g.SW, g.W, Wq, lo, hi);
-      for (int64_t c = 0; c < Cg; ++c)
-        for (int64_t a = 0; a < Hq; ++a, dst += Wq) {
-          const int64_t ih = a * g.SH + rh - g.PH;
-          if (ih < 0 || ih >= g.H || lo >= hi) {
-            zero(dst, Wq);
-            continue;
-          }
-          const T* src = x + (c * g.H + ih) * g.W + lo * g.SW + rw - g.PW;
-          zero(dst, lo);
-          if (g.SW == 1) copy(dst + lo, src, hi - lo);
-          else
-            for (int64_t q = lo; q < hi; ++q) dst[q] = src[(q - lo) * g.SW];
-          zero(dst + hi, Wq - hi);
+    for (int64_t a = 0; a < Hq; ++a) {
+      const int64_t ih = a * g.SH + rh - g.PH;
+      for (int64_t c = 0; c < Cg; ++c) {
+        T* dst = plane + (rh * g.SW * Cg + c) * Hq * Wq + a * Wq;  // row a of phase (rh, 0), channel c
+        if (ih >= 0 && ih < g.H) {
+          split_row(x + (c * g.H + ih) * g.W, g.W, g.SW, g.PW, dst, phase, Wq);
+          continue;
         }
+        for (int64_t rw = 0; rw < g.SW; ++rw) zero(dst + rw * phase, Wq);
+      }
     }
   for (int64_t c = 0; c < Cg; ++c)
     for (int64_t kh = 0; kh < g.KH; ++kh)
@@ -300,21 +340,27 @@ inline void transpose_block(const double*, int64_t, const double*, double*, int6
 
 // The blocks go through a small buffer of B channels x P pixels, so that dst is written in
 // runs of P pixels: B rows written 16 pixels at a time alias in the caches when the
-// channel stride is a multiple of 4 KiB (32x32 images), 4x slower (measured).
+// channel stride is a multiple of 4 KiB (32x32 images), 4x slower (measured). Where src
+// has rows past `rows` that may be read (readable of them in all), the last block reads
+// some of them instead of finishing element by element (the implicit GEMM's output rows,
+// 55-56 pixels: 13% of them were transposed one at a time).
 template <typename T>
-void transpose_bias(const T* src, int64_t rows, int64_t cols, int64_t lds, const T* bias, T* dst, int64_t ldd) {
+void transpose_bias(const T* src, int64_t rows, int64_t readable, int64_t cols, int64_t lds, const T* bias, T* dst,
+                    int64_t ldd) {
   constexpr int64_t B = kTransposeBlock, P = 128;
   alignas(64) T buf[kHasTransposeBlock<T> ? B * P : 1];  // (B, P)
   for (int64_t r0 = 0; r0 < rows; r0 += P) {
-    const int64_t n = std::min(P, rows - r0), nb = kHasTransposeBlock<T> ? n / B * B : 0;
+    const int64_t n = std::min(P, rows - r0);
+    const int64_t nb = kHasTransposeBlock<T> ? std::min((n + B - 1) / B, (readable - r0) / B) * B : 0;
+    const int64_t nc = std::min(nb, n);  // rows copied from the blocks
     int64_t c0 = 0;
     for (; nb > 0 && c0 + B <= cols; c0 += B) {
       for (int64_t p = 0; p < nb; p += B) transpose_block(src + (r0 + p) * lds + c0, lds, bias ? bias + c0 : nullptr, buf + p, P);
       for (int64_t c = 0; c < B; ++c) {
         T* d = dst + (c0 + c) * ldd + r0;
-        copy(d, buf + c * P, nb);
+        copy(d, buf + c * P, nc);
         const T b = bias ? bias[c0 + c] : T(0);
-        for (int64_t r = nb; r < n; ++r) d[r] = src[(r0 + r) * lds + c0 + c] + b;
+        for (int64_t r = nc; r < n; ++r) d[r] = src[(r0 + r) * lds + c0 + c] + b;
       }
     }
     for (int64_t c = c0; c < cols; ++c) {

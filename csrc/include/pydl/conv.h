@@ -118,8 +118,9 @@ struct ConvLoops {
   void (*depthwise_backward)(const ConvGeometry& g, const T* grad_out, const T* x, const T* w, T* grad_x,
                              double* grad_w, T* scratch);
   // dst[c * ldd + r] = src[r * lds + c] + bias[c] (bias may be null): a (rows, cols) tile
-  // computed pixel-major written back channel-major.
-  void (*transpose_bias)(const T* src, int64_t rows, int64_t cols, int64_t lds, const T* bias, T* dst, int64_t ldd);
+  // computed pixel-major written back channel-major; src rows [rows, readable) may be read.
+  void (*transpose_bias)(const T* src, int64_t rows, int64_t readable, int64_t cols, int64_t lds, const T* bias,
+                         T* dst, int64_t ldd);
   // dst[r * ldd + i] = src[r * lds + i] + bias[r] (bias may be null): rows of a tile computed
   // aside copied into place.
   void (*copy_bias)(const T* src, int64_t rows, int64_t n, int64_t lds, const T* bias, T* dst, int64_t ldd);
