@@ -20,6 +20,8 @@ times each call with CUDA events recorded on CuPy's current stream after a devic
 synchronize (:func:`time_call`), so a kernel's asynchronous launch is not mistaken for
 its work. Nothing here imports CuPy or torch before a GPU benchmark runs.
 """
+import contextlib
+
 from .harness import Unavailable, torch
 
 
@@ -109,3 +111,16 @@ def info():
         "torch_cuda_missing": torch_missing_reason(),
     }
 
+
+
+@contextlib.contextmanager
+def torch_tf32(t, allowed=False):
+    """PyTorch's TF32 switches (cuBLAS products, cuDNN convolutions) set to ``allowed`` inside
+    the block: PyTorch lets cuDNN round float32 convolutions to TF32 by default, which would
+    compare pydl's float32 kernels with lower-precision work."""
+    was = (t.backends.cuda.matmul.allow_tf32, t.backends.cudnn.allow_tf32)
+    t.backends.cuda.matmul.allow_tf32 = t.backends.cudnn.allow_tf32 = allowed
+    try:
+        yield
+    finally:
+        t.backends.cuda.matmul.allow_tf32, t.backends.cudnn.allow_tf32 = was

@@ -22,6 +22,10 @@ from . import e2e_images
 # (model, B, L): tokens per step B x L
 SHAPES = [("transformer", 32, 64), ("lstm_lm", 32, 64), ("lenet5", 64), ("resnet18", 32)]
 QUICK = [("transformer", 2, 8), ("lstm_lm", 2, 8), ("lenet5", 2), ("resnet18", 2)]
+# GPU (pydl bench e2e --device cuda): the image models at the CPU's batches and at batches
+# that fill a GPU
+CUDA_SHAPES = [("lenet5", 64), ("lenet5", 512), ("resnet18", 32), ("resnet18", 256)]
+CUDA_QUICK = [("lenet5", 2), ("resnet18", 2)]
 
 VOCAB = {"transformer": 256, "lstm_lm": 65}
 
@@ -78,6 +82,10 @@ def _torch_model(kind, t, state):
     model = TinyLM()
     model.load_state_dict({k: t.from_numpy(np.array(v)) for k, v in state.items()})
     return model
+
+
+def cuda_case(shape):
+    return e2e_images.case(shape, device="cuda")
 
 
 def case(shape):

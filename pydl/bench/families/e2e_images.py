@@ -12,6 +12,10 @@ parameter names, so ``load_state_dict`` of pydl's state dict fits it). The rate 
 matters is images/s = B / median time (in the notes); other/pydl in the table is the
 speed ratio pydl / PyTorch. SGD runs with lr 0 (the update is timed, the weights stay
 put), so every call computes the same loss, checked against pydl's float64 model.
+
+On the GPU (``pydl bench e2e --device cuda``, :func:`case` with ``device="cuda"``) the same
+step runs on CUDA tensors -- pydl's kernels and CuPy glue against PyTorch CUDA with TF32
+off -- and the truth is still the float64 model on the host.
 """
 import numpy as np
 
@@ -92,7 +96,7 @@ def _torch_resnet18_cifar(nn):
     return ResNet18()
 
 
-def case(shape):
+def case(shape, device="cpu"):
     import pydl
     import pydl.nn.functional as F
     from ...models import get_model
@@ -101,39 +105,51 @@ def case(shape):
     name, _ = MODELS[kind]
     x, y, source = images(kind, b)
 
-    def pydl_step(dtype):
+    def pydl_step(dtype, dev="cpu"):
         pydl.manual_seed(0)
         model = get_model(name, num_classes=10)
         model = model.to(dtype) if dtype != np.float32 else model
+        model.to(dev)
         opt = pydl.optim.SGD(model.parameters(), lr=0.0, momentum=0.9)
-        tx, ty = pydl.tensor(x.astype(dtype)), pydl.tensor(y)
+        tx, ty = pydl.tensor(x.astype(dtype), device=dev), pydl.tensor(y, device=dev)
 
         def run():
             loss = F.cross_entropy(model(tx), ty)
             opt.zero_grad()
             loss.backward()
             opt.step()
-            return loss.detach().numpy()
+            return loss.detach().data  # NumPy or CuPy: no host copy inside the timed call
         return run, model
 
-    run32, model32 = pydl_step(np.float32)
+    run32, model32 = pydl_step(np.float32, device)
     impls = {"pydl": run32}
     notes = [f"e2e {kind}: images/s = {b} / median time, on {source}; SGD(momentum 0.9) with lr 0 "
              "(update timed, weights fixed); other/pydl = pydl's images/s / PyTorch's."]
     t = torch()
+    if device == "cuda":
+        from .. import gpu
+
+        t = gpu.torch_cuda()
     if t is not None:
         tm = _torch_lenet5(t.nn) if kind == "lenet5" else _torch_resnet18_cifar(t.nn)
         tm.load_state_dict({k: t.from_numpy(np.array(v.detach().numpy())) for k, v in model32.state_dict().items()})
+        tm.to(device)
         topt = t.optim.SGD(tm.parameters(), lr=0.0, momentum=0.9)
-        tx, ty = t.from_numpy(x), t.from_numpy(y)
+        tx, ty = t.from_numpy(x).to(device), t.from_numpy(y).to(device)
 
-        def torch_run():
+        def torch_step():
             loss = t.nn.functional.cross_entropy(tm(tx), ty)
             topt.zero_grad()
             loss.backward()
             topt.step()
             return loss.detach()
-        impls["torch"] = torch_run
+
+        def torch_fp32_step():
+            with gpu.torch_tf32(t, False):
+                return torch_step()
+        impls["torch"] = torch_fp32_step if device == "cuda" else torch_step
+        if device == "cuda":
+            notes.append("torch on CUDA with TF32 off (cuDNN would round float32 convolutions to TF32).")
 
     def expected():
         run64, model64 = pydl_step(np.float64)
@@ -142,4 +158,5 @@ def case(shape):
         return run64()
 
     title = (f"LeNet-5 step B{b} 1x28x28" if kind == "lenet5" else f"ResNet-18 CIFAR step B{b} 3x32x32")
-    return Case(title, impls, expected, rtol=1e-4, notes=notes)
+    # on the GPU, float32 sums run in another order than on the CPU: a little more room
+    return Case(title, impls, expected, rtol=1e-4 if device == "cpu" else 1e-3, notes=notes)

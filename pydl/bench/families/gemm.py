@@ -76,12 +76,8 @@ def cuda_case(shape):
             ta, tb = ta.bfloat16(), tb.bfloat16()
 
         def torch_run():
-            was = t.backends.cuda.matmul.allow_tf32
-            t.backends.cuda.matmul.allow_tf32 = precision == "tf32"
-            try:
+            with gpu.torch_tf32(t, precision == "tf32"):
                 return t.matmul(ta, tb)
-            finally:
-                t.backends.cuda.matmul.allow_tf32 = was
         run["torch"] = torch_run
         notes.append("torch = torch.matmul on CUDA tensors (TF32 allowed only in the tf32 rows; bfloat16 operands "
                      "in the bf16 rows).")
