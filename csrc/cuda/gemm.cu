@@ -20,8 +20,10 @@
 // accumulation. Operands are rounded when staged in shared memory: to TF32 (10-bit
 // mantissa, round to nearest) or to bfloat16 (7-bit mantissa, round to nearest even).
 // A block of 8 warps computes a 128 x 128 tile (each warp 64 x 32: 4 x 2 fragments of
-// 16 x 16) over K steps of 32; the accumulators go back through a 16 x 16 staging tile
-// per warp so that alpha, beta and the edges are applied element by element.
+// 16 x 16) over K steps of 32, read from global memory as the SIMT kernel reads (16-byte
+// vectors along the contiguous axis where aligned) into registers one step ahead, so that
+// the reads overlap the tensor-core work; the accumulators go back through a 16 x 16
+// staging tile per warp so that alpha, beta and the edges are applied element by element.
 // Precision: each product carries the rounding of its two factors (relative 2^-11 for
 // TF32, 2^-8 for bf16), so a length-K sum of unit-size products is off by about
 // sqrt(K) * 2^-11 (TF32) or sqrt(K) * 2^-8 (bf16): tests/kernels/test_gemm.py states the
@@ -85,34 +87,52 @@ __device__ __forceinline__ void store4(T* dst, const T (&src)[4]) {
   }
 }
 
-// Thread tid's 4 elements of the (R x BK) tile at k0: r = tid / 2 with p = k0 + (tid % 2) * 4
-// + {0..3} when p_fast, else p = k0 + tid / 32 with r = r0 + (tid % 32) * 4 + {0..3}.
-template <typename T>
-__device__ __forceinline__ void load_tile(const Operand<T>& o, int64_t r0, int64_t k0, int64_t K, int tid,
-                                          T (&v)[4]) {
-  const int64_t r = o.p_fast ? r0 + tid / 2 : r0 + (tid % 32) * 4;
-  const int64_t p = o.p_fast ? k0 + (tid % 2) * 4 : k0 + tid / 32;
+// Where vector v of a 128 x TK operand tile lies in it: 4 consecutive elements along the
+// fast axis, from (rl, pl) -- p_fast: row v / (TK / 4), columns (v % (TK / 4)) * 4 + {0..3};
+// else column v / 32, rows (v % 32) * 4 + {0..3}. Consecutive v walk the fast axis.
+template <int TK>
+__device__ __forceinline__ void vector_place(bool p_fast, int v, int& rl, int& pl) {
+  rl = p_fast ? v / (TK / 4) : (v % 32) * 4;
+  pl = p_fast ? (v % (TK / 4)) * 4 : v / 32;
+}
+
+// Vector v of the 128 x TK tile at (r0, k0): one 16-byte read where it is whole and aligned,
+// else element by element (zeros past the edges).
+template <int TK, typename T>
+__device__ __forceinline__ void load_vector(const Operand<T>& o, int64_t r0, int64_t k0, int64_t K, int v,
+                                            T (&out)[4]) {
+  int rl, pl;
+  vector_place<TK>(o.p_fast, v, rl, pl);
+  const int64_t r = r0 + rl, p = k0 + pl;
   const bool whole = o.p_fast ? (r < o.R && p + 3 < K) : (r + 3 < o.R && p < K);
   if (o.vec && whole) {
-    load4(o.base + r * o.s_r + p * o.s_p, v);
+    load4(o.base + r * o.s_r + p * o.s_p, out);
     return;
   }
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
     const int64_t ri = o.p_fast ? r : r + i, pi = o.p_fast ? p + i : p;
-    v[i] = (ri < o.R && pi < K) ? o.base[ri * o.s_r + pi * o.s_p] : T(0);
+    out[i] = (ri < o.R && pi < K) ? o.base[ri * o.s_r + pi * o.s_p] : T(0);
   }
+}
+
+// Thread tid's vector of the (128 x BK) tile at k0.
+template <typename T>
+__device__ __forceinline__ void load_tile(const Operand<T>& o, int64_t r0, int64_t k0, int64_t K, int tid,
+                                          T (&v)[4]) {
+  load_vector<BK>(o, r0, k0, K, tid, v);
 }
 
 // The same 4 elements into tile[p][r] (rows of BM + PAD).
 template <typename T>
 __device__ __forceinline__ void store_tile(bool p_fast, int tid, const T (&v)[4], T (*tile)[BM + PAD]) {
+  int rl, pl;
+  vector_place<BK>(p_fast, tid, rl, pl);
   if (p_fast) {
-    const int r = tid / 2, p = (tid % 2) * 4;
 #pragma unroll
-    for (int i = 0; i < 4; ++i) tile[p + i][r] = v[i];
+    for (int i = 0; i < 4; ++i) tile[pl + i][rl] = v[i];
   } else {
-    store4(&tile[tid / 32][(tid % 32) * 4], v);
+    store4(&tile[pl][rl], v);
   }
 }
 
@@ -223,24 +243,21 @@ struct TcTraits<__nv_bfloat16> {
 
 template <typename E>
 __global__ void __launch_bounds__(TC_WARPS * 32)
-gemm_wmma(int64_t M, int64_t N, int64_t K, const float* __restrict__ A, int64_t bs_a, int64_t rs_a, int64_t cs_a,
-          const float* __restrict__ B, int64_t bs_b, int64_t rs_b, int64_t cs_b, float* __restrict__ C,
-          int64_t bs_c, int64_t rs_c, float alpha, float beta) {
+gemm_wmma(int64_t M, int64_t N, int64_t K, Operand<float> a, int64_t bs_a, Operand<float> b, int64_t bs_b,
+          float* __restrict__ C, int64_t bs_c, int64_t rs_c, float alpha, float beta) {
 #if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
   using Tr = TcTraits<E>;
+  constexpr int VECTORS = TC_BM * TC_BK / 4 / (TC_WARPS * 32);  // 4-element vectors of a tile per thread
   __shared__ __align__(128) E a_tile[TC_BM][Tr::AK];   // a_tile[i][p] = A(row0 + i, k0 + p), rounded
   __shared__ __align__(128) E b_tile[TC_BK][Tr::BNP];  // b_tile[p][j] = B(k0 + p, col0 + j), rounded
   __shared__ __align__(128) float stage[TC_WARPS][16 * 16];
   const int64_t z = blockIdx.z;
-  A += z * bs_a;
-  B += z * bs_b;
+  a.base += z * bs_a;
+  b.base += z * bs_b;
   C += z * bs_c;
   const int64_t row0 = int64_t(blockIdx.y) * TC_BM, col0 = int64_t(blockIdx.x) * TC_BN;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int wm = warp / 4, wn = warp % 4;  // this warp's 64 x 32 piece: rows wm * 64, columns wn * 32
-  // Consecutive threads walk the axis with the smaller stride (coalesced reads).
-  const bool a_k_fast = (cs_a < 0 ? -cs_a : cs_a) <= (rs_a < 0 ? -rs_a : rs_a);
-  const bool b_n_fast = (cs_b < 0 ? -cs_b : cs_b) <= (rs_b < 0 ? -rs_b : rs_b);
 
   wmma::fragment<wmma::accumulator, 16, 16, Tr::WK, float> acc[4][2];
 #pragma unroll
@@ -248,18 +265,32 @@ gemm_wmma(int64_t M, int64_t N, int64_t K, const float* __restrict__ A, int64_t 
 #pragma unroll
     for (int j = 0; j < 2; ++j) wmma::fill_fragment(acc[i][j], 0.0f);
 
+  // The next K step's operands wait in registers while the tensor cores work on this one.
+  float va[VECTORS][4], vb[VECTORS][4];
+#pragma unroll
+  for (int q = 0; q < VECTORS; ++q) {
+    load_vector<TC_BK>(a, row0, 0, K, tid + q * TC_WARPS * 32, va[q]);
+    load_vector<TC_BK>(b, col0, 0, K, tid + q * TC_WARPS * 32, vb[q]);
+  }
   for (int64_t k0 = 0; k0 < K; k0 += TC_BK) {
-    for (int e = tid; e < TC_BM * TC_BK; e += TC_WARPS * 32) {
-      const int i = a_k_fast ? e / TC_BK : e % TC_BM, p = a_k_fast ? e % TC_BK : e / TC_BM;
-      const int64_t gi = row0 + i, gp = k0 + p;
-      a_tile[i][p] = Tr::round((gi < M && gp < K) ? A[gi * rs_a + gp * cs_a] : 0.0f);
-    }
-    for (int e = tid; e < TC_BK * TC_BN; e += TC_WARPS * 32) {
-      const int j = b_n_fast ? e % TC_BN : e / TC_BK, p = b_n_fast ? e / TC_BN : e % TC_BK;
-      const int64_t gp = k0 + p, gj = col0 + j;
-      b_tile[p][j] = Tr::round((gp < K && gj < N) ? B[gp * rs_b + gj * cs_b] : 0.0f);
+#pragma unroll
+    for (int q = 0; q < VECTORS; ++q) {  // registers -> shared memory, rounded to E
+      int rl, pl;
+      vector_place<TC_BK>(a.p_fast, tid + q * TC_WARPS * 32, rl, pl);
+#pragma unroll
+      for (int e = 0; e < 4; ++e) a_tile[a.p_fast ? rl : rl + e][a.p_fast ? pl + e : pl] = Tr::round(va[q][e]);
+      vector_place<TC_BK>(b.p_fast, tid + q * TC_WARPS * 32, rl, pl);  // B: r = column j, p = k
+#pragma unroll
+      for (int e = 0; e < 4; ++e) b_tile[b.p_fast ? pl + e : pl][b.p_fast ? rl : rl + e] = Tr::round(vb[q][e]);
     }
     __syncthreads();
+    if (k0 + TC_BK < K) {
+#pragma unroll
+      for (int q = 0; q < VECTORS; ++q) {
+        load_vector<TC_BK>(a, row0, k0 + TC_BK, K, tid + q * TC_WARPS * 32, va[q]);
+        load_vector<TC_BK>(b, col0, k0 + TC_BK, K, tid + q * TC_WARPS * 32, vb[q]);
+      }
+    }
 #pragma unroll
     for (int kk = 0; kk < TC_BK; kk += Tr::WK) {
       wmma::fragment<wmma::matrix_a, 16, 16, Tr::WK, typename Tr::Prec, wmma::row_major> af[4];
@@ -339,14 +370,14 @@ void gemm_tensor_core(TensorCorePrecision precision, int64_t batch, int64_t M, i
                                 "or newer (Ampere, Hopper)");
   over_batch(batch, [&](int64_t z0, unsigned nz) {
     const dim3 grid = tile_grid(M, N, TC_BM, TC_BN, nz);
-    const float *a = A + z0 * bs_a, *b = B + z0 * bs_b;
+    const Operand<float> a = operand(A + z0 * bs_a, rs_a, cs_a, M, bs_a);
+    const Operand<float> b = operand(B + z0 * bs_b, cs_b, rs_b, N, bs_b);
     float* c = C + z0 * bs_c;
     if (precision == TensorCorePrecision::tf32)
-      gemm_wmma<float><<<grid, TC_WARPS * 32, 0, stream>>>(M, N, K, a, bs_a, rs_a, cs_a, b, bs_b, rs_b, cs_b, c,
-                                                            bs_c, rs_c, alpha, beta);
+      gemm_wmma<float><<<grid, TC_WARPS * 32, 0, stream>>>(M, N, K, a, bs_a, b, bs_b, c, bs_c, rs_c, alpha, beta);
     else
-      gemm_wmma<__nv_bfloat16><<<grid, TC_WARPS * 32, 0, stream>>>(M, N, K, a, bs_a, rs_a, cs_a, b, bs_b, rs_b,
-                                                                    cs_b, c, bs_c, rs_c, alpha, beta);
+      gemm_wmma<__nv_bfloat16><<<grid, TC_WARPS * 32, 0, stream>>>(M, N, K, a, bs_a, b, bs_b, c, bs_c, rs_c, alpha,
+                                                                    beta);
   });
 }
 
