@@ -160,7 +160,8 @@ def _train(args):
                        augment=args.augment, out=out, seed=args.seed, workers=args.workers,
                        val_fraction=args.val_fraction, weight_decay=args.weight_decay, momentum=args.momentum,
                        early_stopping=args.early_stopping, max_grad_norm=args.clip_grad,
-                       label_smoothing=args.label_smoothing, progress=not args.quiet, resume=args.resume)
+                       label_smoothing=args.label_smoothing, progress=not args.quiet, resume=args.resume,
+                       device=args.device)
     _report(result, out)
     return 0
 
@@ -204,6 +205,8 @@ def add_train(subparsers):
     p.add_argument("--seed", type=int, default=0, help="seed of initialisation, order and augmentation")
     p.add_argument("--workers", type=int, default=0, metavar="N", help="threads loading batches (0: none)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="where the model and the batches live (cuda: needs pydl's CUDA build, a GPU and CuPy)")
     p.set_defaults(func=_train, check=_check_train)
 
 
@@ -216,6 +219,12 @@ def _check_train(parser, args):
         _parse_augment(args.augment)
     except ValueError as e:
         parser.error(f"--augment: {e}")
+    if args.device == "cuda":  # refuse now, not after loading the data
+        from . import cuda
+
+        usable, why = cuda.status()
+        if not usable:
+            parser.error(f"--device cuda: CUDA is not available here: {why}")
     if args.workers < 0:
         parser.error(f"--workers: expected a non-negative integer, got {args.workers}")
     if args.early_stopping and args.val_fraction == 0:

@@ -89,6 +89,16 @@ def test_trainer_on_cuda_says_why():
         Trainer(model, pydl.optim.SGD(model.parameters(), lr=0.1), device="cuda", progress=False)
 
 
+@no_cuda_here
+def test_pydl_train_device_cuda_is_refused_with_the_reason(capsys):
+    from pydl.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["train", "mlp", "--data", "spirals", "--epochs", "1", "--device", "cuda", "--quiet"])
+    assert e.value.code == 2
+    assert "--device cuda: CUDA is not available here: " + WHY in capsys.readouterr().err
+
+
 def test_trainer_device_cpu_is_accepted_and_moves_nothing():
     from pydl.train import Trainer
 
@@ -406,6 +416,14 @@ def test_trainer_on_cuda_matches_the_same_run_on_the_cpu():
         np.testing.assert_allclose(histories[1][key], histories[0][key], rtol=1e-4, atol=1e-6, err_msg=key)
     # a near-tie of two logits may resolve differently: at most one sample of 64 apart
     np.testing.assert_allclose(histories[1]["val_accuracy"], histories[0]["val_accuracy"], atol=1 / 64 + 1e-9)
+
+
+@needs_gpu
+def test_train_run_on_cuda():
+    from pydl.train.runs import train_run
+
+    result = train_run("mlp", "spirals", epochs=3, batch_size=32, lr=0.01, out=None, progress=False, device="cuda")
+    assert result["test_accuracy"] > 0.5 and np.isfinite(result["test_loss"])
 
 
 @needs_gpu

@@ -177,13 +177,14 @@ def _stats(data, data_root):
 def train_run(model, data, *, data_root=None, epochs=10, batch_size=64, lr=1e-3, optimizer="adam",
               scheduler="cosine", augment=None, out=None, seed=0, workers=0, val_fraction=0.1, weight_decay=0.0,
               momentum=0.9, early_stopping=None, max_grad_norm=None, label_smoothing=0.0, topk=(5,),
-              model_args=None, progress=True, resume=False, title=None):
+              model_args=None, progress=True, resume=False, title=None, device=None):
     """Train model ``model`` on data set ``data`` (names) and evaluate it on the test split.
 
     val_fraction: the part of the training split held out for validation (0: none; the test
     split is then evaluated each epoch for the curves, but nothing is chosen on it).
     Returns a dict: test_loss, test_accuracy (of the final weights), history, seconds, out,
-    config. ``resume=True`` continues the run saved in ``out``.
+    config. ``resume=True`` continues the run saved in ``out``. device: "cpu" / "cuda" (the
+    Trainer's: the model and every batch go there), None for the CPU.
     """
     info = dataset_info(data)
     kwargs = model_kwargs(model, info.input_shape, info.num_classes)
@@ -222,7 +223,7 @@ def train_run(model, data, *, data_root=None, epochs=10, batch_size=64, lr=1e-3,
     trainer = Trainer(net, opt, loss_fn, scheduler=sched, scheduler_interval=interval, max_grad_norm=max_grad_norm,
                       batch_transform=batch_tf, topk=topk, out_dir=out, early_stopping=early_stopping,
                       monitor="val_accuracy" if val_set is not None else None, progress=progress, config=config,
-                      val_label="validation" if val_set is not None else "test (watched only)")
+                      val_label="validation" if val_set is not None else "test (watched only)", device=device)
     if val_set is None:
         trainer.progress.write(f"no validation split: the {len(test_set)} test images are evaluated after each "
                                f"epoch for the learning curves ('val_*'); nothing is chosen on them")
