@@ -101,8 +101,12 @@ for phase in "${phases[@]}"; do
     case $phase in
         env)   run_phase env 60 env.txt env_report ;;
         build) run_phase build "${GPU_CHECK_BUILD_S:-330}" build.log build ;;
-        test)  run_phase test "${GPU_CHECK_TEST_S:-240}" pytest.log \
-                   '"$PY" -P -m pytest -m cuda -ra -q -p no:cacheprovider --junitxml="$OUT/pytest.xml" tests' ;;
+        test)  # a hung kernel fails its test (pytest-timeout, where installed) instead of the whole phase
+               per_test=""
+               "$PY" -c "import pytest_timeout" 2>/dev/null && per_test="--timeout=${GPU_CHECK_PER_TEST_S:-120}"
+               run_phase test "${GPU_CHECK_TEST_S:-240}" pytest.log \
+                   '"$PY" -P -m pytest -m cuda -ra -q -p no:cacheprovider --durations=15 '"$per_test"' \
+                   --junitxml="$OUT/pytest.xml" tests' ;;
         bench) run_phase bench "${GPU_CHECK_BENCH_S:-570}" bench.md \
                    '"$PY" -P -m pydl.cli bench --device cuda --json "$OUT/bench.json"' ;;
         quick) run_phase quick 120 bench-quick.md '"$PY" -P -m pydl.cli bench --device cuda --quick' ;;
