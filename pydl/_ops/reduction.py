@@ -285,9 +285,10 @@ class ProdBackward(Node):
 
     def backward(self, grad):
         x, ax = self.x, self.axis
-        ones = np.ones_like(np.take(x, [0], axis=ax))
-        before = np.cumprod(np.concatenate([ones, np.delete(x, -1, axis=ax)], axis=ax), axis=ax)
-        after = np.flip(np.cumprod(np.concatenate([ones, np.flip(np.delete(x, 0, axis=ax), axis=ax)], axis=ax),
+        lead = (slice(None),) * ax  # slices along ax (not np.take / np.delete: CuPy arrays too)
+        ones = np.ones_like(x[lead + (slice(0, 1),)])
+        before = np.cumprod(np.concatenate([ones, x[lead + (slice(None, -1),)]], axis=ax), axis=ax)
+        after = np.flip(np.cumprod(np.concatenate([ones, np.flip(x[lead + (slice(1, None),)], axis=ax)], axis=ax),
                                    axis=ax), axis=ax)
         return (grad.reshape(self.keep_shape) * before * after,)
 

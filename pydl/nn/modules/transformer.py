@@ -148,7 +148,7 @@ def _detect_is_causal(mask, is_causal):
     upper = np.triu(np.ones_like(m, dtype=bool), 1)  # on m's device
     if m.dtype == np.bool_:
         return bool(np.array_equal(m, upper))
-    return bool(np.all(np.isneginf(m[upper])) and np.all(m[~upper] == 0))
+    return bool(np.all(m[upper] == -np.inf) and np.all(m[~upper] == 0))
 
 
 def _clones(module, n):
