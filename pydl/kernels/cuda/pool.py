@@ -8,7 +8,7 @@ Signatures and results are the reference's (:mod:`pydl.kernels.reference.pool`):
 planes.
 """
 from ..reference._pool_rules import check_input, pair, pool_output_size, pool_params
-from ..reference.pool import _adaptive_size, _avg_checks, fractional_geometry
+from ..reference.pool import _adaptive_size, _avg_checks, avg_backward_geometry, fractional_geometry
 from ._common import cp, float_array, launcher, stream
 
 OPS = ("max_pool2d_forward", "max_pool2d_backward", "max_unpool2d_forward", "max_unpool2d_backward",
@@ -216,15 +216,9 @@ def avg_pool2d_backward(grad_out, input_shape, kernel_size, stride=None, padding
     """Gradient of avg_pool2d: each input sums grad_out / divisor over the windows that hold it."""
     op = "avg_pool2d_backward"
     float_array(grad_out, op, "grad_out")
-    shape = _input_shape(input_shape, op)
-    if len(shape) not in (3, 4):
-        raise ValueError(f"{op}: input_shape must be (N, C, H, W) or (C, H, W), got {shape}")
-    _avg_checks(op, divisor_override)
-    k, s, p, _ = pool_params(op, kernel_size, stride, padding, 1)
+    shape, k, s, p, (OH, OW) = avg_backward_geometry(op, grad_out.shape, _input_shape(input_shape, op), kernel_size,
+                                                     stride, padding, ceil_mode, divisor_override)
     H, W = shape[-2:]
-    OH, OW = pool_output_size(op, (H, W), k, s, p, (1, 1), ceil_mode)
-    if grad_out.shape != shape[:-2] + (OH, OW):
-        raise ValueError(f"{op}: grad_out must have shape {shape[:-2] + (OH, OW)}, got {grad_out.shape}")
     g = cp.ascontiguousarray(grad_out)
     grad_in = cp.empty(shape, dtype=g.dtype)
     launcher("avg_pool2d_backward", g.dtype)(_shape(_planes(shape), H, W, OH, OW, k, s, p), bool(count_include_pad),

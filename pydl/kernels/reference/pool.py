@@ -217,6 +217,19 @@ def avg_pool2d_forward(input, kernel_size, stride=None, padding=0, ceil_mode=Fal
     return unbatch(out, batched)
 
 
+def avg_backward_geometry(op, grad_shape, input_shape, kernel_size, stride, padding, ceil_mode, divisor_override):
+    """(input shape, k, s, p, (OH, OW)) of an avg_pool2d backward, every argument checked."""
+    shape = tuple(int(v) for v in input_shape)
+    if len(shape) not in (3, 4):
+        raise ValueError(f"{op}: input_shape must be (N, C, H, W) or (C, H, W), got {shape}")
+    _avg_checks(op, divisor_override)
+    k, s, p, _ = pool_params(op, kernel_size, stride, padding, 1)
+    OH, OW = pool_output_size(op, shape[-2:], k, s, p, (1, 1), ceil_mode)
+    if tuple(grad_shape) != shape[:-2] + (OH, OW):
+        raise ValueError(f"{op}: grad_out must have shape {shape[:-2] + (OH, OW)}, got {tuple(grad_shape)}")
+    return shape, k, s, p, (OH, OW)
+
+
 def avg_pool2d_backward(grad_out, input_shape, kernel_size, stride=None, padding=0, ceil_mode=False,
                         count_include_pad=True, divisor_override=None):
     """Gradient of avg_pool2d: each output's gradient, divided by its divisor, to its window.
@@ -230,15 +243,9 @@ def avg_pool2d_backward(grad_out, input_shape, kernel_size, stride=None, padding
     """
     op = "avg_pool2d_backward"
     g = as_float64(grad_out)
-    shape = tuple(int(v) for v in input_shape)
-    if len(shape) not in (3, 4):
-        raise ValueError(f"{op}: input_shape must be (N, C, H, W) or (C, H, W), got {shape}")
-    _avg_checks(op, divisor_override)
-    k, s, p, _ = pool_params(op, kernel_size, stride, padding, 1)
+    shape, k, s, p, (OH, OW) = avg_backward_geometry(op, g.shape, input_shape, kernel_size, stride, padding,
+                                                     ceil_mode, divisor_override)
     H, W = shape[-2:]
-    OH, OW = pool_output_size(op, (H, W), k, s, p, (1, 1), ceil_mode)
-    if g.shape != shape[:-2] + (OH, OW):
-        raise ValueError(f"{op}: grad_out must have shape {shape[:-2] + (OH, OW)}, got {g.shape}")
     gb, batched = spatial_batch(g)
     grad_in = np.zeros(gb.shape[:2] + (H, W))
     for oh, ow, h0, h1, w0, w1, div in _avg_windows(H, W, OH, OW, k, s, p, count_include_pad, divisor_override):
