@@ -44,16 +44,16 @@ def array_module(x):
     return cp
 
 
-def device_name(x):
-    """``"cuda"`` for a CuPy array, ``"cpu"`` for anything else (NumPy, a number)."""
-    return "cpu" if x.__class__ is _ndarray or not _is_cupy(x) else "cuda"
-
-
 def _kind(a):
     """"cpu" / "cuda" for a NumPy / CuPy array, None for None, numbers and NumPy scalars."""
     if a.__class__ is _ndarray:
         return "cpu"
     return "cuda" if _is_cupy(a) else None
+
+
+def device_name(x):
+    """``"cuda"`` for a CuPy array, ``"cpu"`` for anything else (NumPy, a number)."""
+    return _kind(x) or "cpu"
 
 
 def mixed_device_error(op, *arrays):
