@@ -91,6 +91,21 @@ def test_device_cuda_runs_the_gpu_cases_and_names_families_without_them(monkeypa
     assert len(timer_calls) == 2 * 2  # every timed call went through the GPU timer (2 impls x 2 calls)
 
 
+def test_a_truth_that_raises_fails_its_case_not_the_run(monkeypatch, capsys):
+    def case(shape):
+        x = np.ones(3, dtype=np.float32)
+        return Case("3", {"pydl": lambda: x}, expected=lambda: np.ones((1 << 62,)))  # cannot be allocated
+
+    module = types.ModuleType("fake_truthless")
+    module.SHAPES = module.QUICK = [3]
+    module.case = case
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    monkeypatch.setitem(FAMILIES, "fake_truthless", module.__name__)
+    assert main(["bench", "fake_truthless", "gemm", "--quick"]) == 1
+    text = capsys.readouterr().out
+    assert "computing the truth raised" in text and "| 33x17x9 | pydl |" in text
+
+
 def test_every_family_with_gpu_cases_declares_its_shapes():
     for name in FAMILIES:
         mod = __import__(FAMILIES[name], fromlist=["_"])

@@ -216,7 +216,11 @@ def measure(family, case, *, repeat=None, warmup=2, budget_s=1.0, pause_s=SWITCH
         time_call = _timed_on_host
         threads = {name: impl_threads(name, name in case.blas_impls) for name in case.run}
     impls = [name for name in IMPLS if name in case.run] + [n for n in case.run if n not in IMPLS]
-    expected = case.expected()
+    try:
+        expected = case.expected()
+    except Exception as e:  # e.g. out of memory building a large truth: this case only, not the run
+        return [Result(family, case.name, name, None, None, None, None, threads[name],
+                       error=f"computing the truth raised {type(e).__name__}: {e}") for name in impls]
     results = {}
     first_seconds = {}
     for name in impls:
