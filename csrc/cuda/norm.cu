@@ -162,9 +162,9 @@ void bn_apply(int64_t N, int64_t C, int64_t L, const T* coef, Op op, cudaStream_
   const int64_t total = N * C * L;
   if (total == 0) return;
   if (L >= kPlaneMin) {
-    bn_apply_planes<T><<<grid_for(N * C, 1), kThreads, 0, stream>>>(N * C, C, L, coef, op);
+    bn_apply_planes<T, Op><<<grid_for(N * C, 1), kThreads, 0, stream>>>(N * C, C, L, coef, op);
   } else {
-    bn_apply_flat<T><<<grid_for(total, kThreads), kThreads, 0, stream>>>(total, C, L, coef, op);
+    bn_apply_flat<T, Op><<<grid_for(total, kThreads), kThreads, 0, stream>>>(total, C, L, coef, op);
   }
   PYDL_CUDA_CHECK(cudaGetLastError());
 }

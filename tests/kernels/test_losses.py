@@ -12,7 +12,8 @@ from pydl import kernels
 from pydl.kernels import reference
 
 SIZES = (1, 2, 7, 129, 1000)
-SHAPES = list(itertools.product(SIZES, SIZES))  # (N, C): tall, wide, square
+# (N, C): tall, wide, square; (3, 3000): rows past 1024 classes (the CUDA kernels' block-per-row path)
+SHAPES = list(itertools.product(SIZES, SIZES)) + [(3, 3000)]
 REDUCTIONS = ["mean", "sum", "none"]
 
 

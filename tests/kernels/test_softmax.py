@@ -12,7 +12,8 @@ from pydl.kernels import reference
 
 SIZES = (1, 2, 7, 129, 1000)
 # Every rows x cols pair (tall, wide, square), empty batches, zero classes, 1-D and 3-D.
-SHAPES = list(itertools.product(SIZES, SIZES)) + [(0, 5), (0, 0), (3, 0), (17,), (4, 7, 33), (2, 0, 3)]
+# (3, 3000): rows past 1024 columns (the CUDA kernels' block-per-row path).
+SHAPES = list(itertools.product(SIZES, SIZES)) + [(0, 5), (0, 0), (3, 0), (17,), (4, 7, 33), (2, 0, 3), (3, 3000)]
 OPS = ["softmax", "log_softmax"]
 
 

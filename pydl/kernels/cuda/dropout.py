@@ -28,7 +28,7 @@ def _dropout(x, p, mask, op, name):
     O, I = math.prod(x.shape[:k]), math.prod(x.shape[k:])
     m = cp.ascontiguousarray(m.view(cp.uint8) if m.dtype == cp.bool_ else m)
     xc = cp.ascontiguousarray(x)
-    y = cp.empty(xc.shape, xc.dtype)
+    y = cp.empty(x.shape, x.dtype)
     if y.size:
         scale = 0.0 if p == 1.0 else 1.0 / (1.0 - p)
         launcher("dropout", xc.dtype)(xc.data.ptr, m.data.ptr, y.data.ptr, O, I, scale, stream())

@@ -15,7 +15,7 @@ def _indices(op, indices, V):
     idx = indices if isinstance(indices, cp.ndarray) else cp.asarray(indices)
     if idx.dtype.kind not in "iu":
         raise TypeError(f"{op}: indices must be integers, got {idx.dtype}")
-    idx = cp.ascontiguousarray(idx, dtype=cp.int64)
+    idx = cp.ascontiguousarray(idx, dtype=cp.int64).reshape(idx.shape)  # 0-d stays 0-d
     bad = (idx < 0) | (idx >= V)
     if bool(bad.any()):  # one host synchronisation: bad input raises, as on the CPU
         flat = int(cp.flatnonzero(bad)[0])
