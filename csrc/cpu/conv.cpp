@@ -334,6 +334,14 @@ void backward_gemm(const ConvGeometry& g, const T* grad_out, const T* x, const T
   std::vector<T> wP(padded ? size_t(g.G * Kg * CKKp) : 0, T(0));  // (G, Kg, CKKp): W_g with zero columns
   for (int64_t r = 0; padded && r < g.G * Kg; ++r) std::copy(w + r * CKK, w + (r + 1) * CKK, wP.begin() + r * CKKp);
   const int64_t ldw = padded ? CKKp : CKK, Mx = padded ? CKKp : CKK;
+  // The weight gradient of the implicit forward's layers is an implicit GEMM too (both of
+  // its operands were packed from transposed views: 150 GFLOP/s at ResNet, 1 thread):
+  // gwT_g (CKK, Kg) += cols (CKK, pixels) @ goT, cols packed by the gemm from the image's
+  // WidePlane (pack_columns_by_tap), goT (pixels, Kg) grad_out transposed once per image
+  // into the plane's pixel numbering, zero at the Wq - OW columns computed past each row.
+  const bool implicit_w = grad_w && !dot && !pointwise && forward_transposed<T>(g);
+  const WidePlane wp(g);
+  const int64_t M = wp.rows(g);
   // gwT: one (G, CKK, Kg) sum per thread, added up in thread order at the end.
   const int64_t wsize = g.G * CKK * Kg;
   std::vector<T> gwT(grad_w ? size_t(s.outer * wsize) : 0, T(0));
@@ -341,18 +349,34 @@ void backward_gemm(const ConvGeometry& g, const T* grad_out, const T* x, const T
 #pragma omp parallel num_threads(s.outer) if (s.outer > 1)
   {
     const int me = s.outer > 1 ? omp_get_thread_num() : 0;
-    T* cols = pointwise ? nullptr : thread_scratch<T, 0>(size_t(Mx * rows * OW));  // (CKK or CKKp, tileN)
+    // (CKK or CKKp, tileN), unless no product needs it
+    T* cols = pointwise || (implicit_w && !grad_x) ? nullptr : thread_scratch<T, 0>(size_t(Mx * rows * OW));
     T* scratch = thread_scratch<T, 1>(size_t(conv_scratch_size(g, rows)));
+    T* plane = implicit_w ? thread_scratch<T, 2>(size_t(wp.size(g))) : nullptr;
+    T* goT = implicit_w ? thread_scratch<T, 3>(size_t(M * Kg)) : nullptr;  // (M, Kg)
+    int64_t* taps = implicit_w ? thread_scratch<int64_t, 0>(size_t(CKK)) : nullptr;
 #pragma omp for schedule(static)
     for (int64_t n = 0; n < g.N; ++n) {
       if (grad_x) std::fill(grad_x + n * g.C * HW, grad_x + (n + 1) * g.C * HW, T(0));
+      for (int64_t gi = 0; implicit_w && gi < g.G; ++gi) {
+        L.implicit_columns(g, x + (n * g.C + gi * Cg) * HW, plane, taps);
+        const ImplicitColumns<T> cols{plane, taps};
+        const T* go = grad_out + (n * g.K + gi * Kg) * OHW;  // (Kg, OH, OW)
+        for (int64_t oh = 0; oh < g.OH; ++oh) {
+          L.transpose_bias(go + oh * OW, Kg, Kg, OW, OHW, nullptr, goT + oh * wp.Wq * Kg, Kg);
+          if (oh + 1 < g.OH) std::fill(goT + (oh * wp.Wq + OW) * Kg, goT + (oh + 1) * wp.Wq * Kg, T(0));
+        }
+        run_gemm(GemmArgs<T>{CKK, Kg, M, nullptr, 0, 0, goT, Kg, 1, gwT.data() + me * wsize + gi * CKK * Kg, Kg, T(1),
+                             T(1), s.inner},
+                 GemmPackA<T>{L.pack_columns_by_tap, &cols});
+      }
       for (int64_t oh0 = 0; oh0 < g.OH; oh0 += rows) {
         const int64_t oh1 = std::min(g.OH, oh0 + rows), tileN = (oh1 - oh0) * OW;
         for (int64_t gi = 0; gi < g.G; ++gi) {
           const T* go = grad_out + (n * g.K + gi * Kg) * OHW + oh0 * OW;  // (Kg, tileN), row stride OHW
           if (grad_b)
             for (int64_t k = 0; k < Kg; ++k) plane_sums[n * g.K + gi * Kg + k] += L.sum(go + k * OHW, tileN);
-          if (grad_w) {
+          if (grad_w && !implicit_w) {
             const T* xg = x + (n * g.C + gi * Cg) * HW;
             const T* A = xg + oh0 * OW;  // (CKK, tileN)
             int64_t rs_a = HW;

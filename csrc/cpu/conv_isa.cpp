@@ -255,10 +255,13 @@ void pack_columns(const void* ctx, int64_t i0, int64_t mc, int64_t p0, int64_t k
     const T* src = cols.plane + i0 + i;
 #if defined(__AVX512F__)
     if constexpr (std::is_same_v<T, float>) {
-      if (mr <= 16) {  // one masked vector per panel row
-        const __mmask16 load = __mmask16((1u << n) - 1), store = __mmask16((1u << mr) - 1);
-        for (int64_t p = 0; p < kc; ++p)
-          _mm512_mask_storeu_ps(packed + p * mr, store, _mm512_maskz_loadu_ps(load, src + taps[p]));
+      if (mr <= 16 && kc > 0) {  // one masked load per panel row
+        // Stored whole, each store's lanes past mr overwritten by the next row's, the last
+        // row under a mask (so nothing past the panel is written).
+        const __mmask16 load = __mmask16((1u << n) - 1);
+        for (int64_t p = 0; p + 1 < kc; ++p) _mm512_storeu_ps(packed + p * mr, _mm512_maskz_loadu_ps(load, src + taps[p]));
+        _mm512_mask_storeu_ps(packed + (kc - 1) * mr, __mmask16((1u << mr) - 1),
+                              _mm512_maskz_loadu_ps(load, src + taps[kc - 1]));
         continue;
       }
     }
@@ -278,9 +281,9 @@ void pack_columns(const void* ctx, int64_t i0, int64_t mc, int64_t p0, int64_t k
 // other types and ISAs copy element by element).
 #if defined(__AVX512F__)
 constexpr int64_t kTransposeBlock = 16;
-inline void transpose_block(const float* src, int64_t lds, const float* bias, float* dst, int64_t ldd) {
-  __m512 r[16], t[16];
-  for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + i * lds);
+// r[i] (lane j) = element (i, j) of a 16x16 block  ->  r[j] (lane i) = the same element
+inline void transpose16(__m512 r[16]) {
+  __m512 t[16];
   for (int i = 0; i < 16; i += 2) {  // interleave pairs of rows: 2x2 blocks
     t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
     t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
@@ -301,6 +304,11 @@ inline void transpose_block(const float* src, int64_t lds, const float* bias, fl
     r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
     r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xDD);
   }
+}
+inline void transpose_block(const float* src, int64_t lds, const float* bias, float* dst, int64_t ldd) {
+  __m512 r[16];
+  for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + i * lds);
+  transpose16(r);
   for (int c = 0; c < 16; ++c)  // r[c]: channel c of the 16 pixels
     _mm512_storeu_ps(dst + c * ldd, bias ? _mm512_add_ps(r[c], _mm512_set1_ps(bias[c])) : r[c]);
 }
@@ -367,6 +375,43 @@ void transpose_bias(const T* src, int64_t rows, int64_t readable, int64_t cols, 
       const T b = bias ? bias[c] : T(0);
       T* d = dst + c * ldd + r0;
       for (int64_t r = 0; r < n; ++r) d[r] = src[(r0 + r) * lds + c] + b;
+    }
+  }
+}
+
+// pack_columns_by_tap: the columns themselves (CKK, pixels) as an A operand, rows = taps,
+// depth = pixels: each packed panel row holds one pixel of mr taps, i.e. mr runs of the
+// plane read across, transposed 16 pixels at a time in registers (float32 on AVX-512).
+template <typename T>
+void pack_columns_by_tap(const void* ctx, int64_t i0, int64_t mc, int64_t p0, int64_t kc, int64_t mr, T* packed) {
+  const ImplicitColumns<T>& cols = *static_cast<const ImplicitColumns<T>*>(ctx);
+  for (int64_t i = 0; i < mc; i += mr, packed += kc * mr) {
+    const int64_t n = std::min(mr, mc - i);
+    const int64_t* taps = cols.taps + i0 + i;
+    int64_t p = 0;
+#if defined(__AVX512F__)
+    if constexpr (std::is_same_v<T, float>) {
+      if (mr <= 16) {
+        const __mmask16 store = __mmask16((1u << mr) - 1);
+        for (; p < kc; p += 16) {
+          const __mmask16 load = __mmask16(kc - p >= 16 ? 0xFFFF : (1u << (kc - p)) - 1);
+          __m512 r[16];
+          for (int t = 0; t < 16; ++t)
+            r[t] = t < n ? _mm512_maskz_loadu_ps(load, cols.plane + taps[t] + p0 + p) : _mm512_setzero_ps();
+          transpose16(r);  // r[j]: pixel p + j of the mr taps
+          const int64_t m = std::min<int64_t>(16, kc - p);  // stored whole but the panel's last (see pack_columns)
+          for (int64_t j = 0; j < m; ++j)
+            if (p + j + 1 < kc) _mm512_storeu_ps(packed + (p + j) * mr, r[j]);
+            else _mm512_mask_storeu_ps(packed + (p + j) * mr, store, r[j]);
+        }
+      }
+    }
+#endif
+    for (; p < kc; ++p) {
+      T* d = packed + p * mr;
+      int64_t t = 0;
+      for (; t < n; ++t) d[t] = cols.plane[taps[t] + p0 + p];
+      for (; t < mr; ++t) d[t] = T(0);
     }
   }
 }
@@ -458,7 +503,8 @@ double sum(const T* x, int64_t n) {
 template <typename T>
 constexpr ConvLoops<T> loops() {
   return {&im2col<T>, &col2im<T>, &depthwise_forward<T>, &depthwise_backward<T>, &transpose_bias<T>, &copy_bias<T>,
-          &dot_rows<T>, &sum<T>, &implicit_columns<T>, &pack_columns<T>};
+          &dot_rows<T>, &sum<T>, &implicit_columns<T>, &pack_columns<T>,
+          &pack_columns_by_tap<T>};
 }
 
 }  // namespace

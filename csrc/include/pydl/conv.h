@@ -132,8 +132,12 @@ struct ConvLoops {
   double (*sum)(const T* x, int64_t n);
   // plane (WidePlane::size) and taps (CKK) <- the ImplicitColumns of the image x (Cg, H, W).
   void (*implicit_columns)(const ConvGeometry& g, const T* x, T* plane, int64_t* taps);
-  // The GemmPackA packer of an ImplicitColumns (ctx): its rows [i0, i0 + mc) x [p0, p0 + kc).
+  // The GemmPackA packer of an ImplicitColumns (ctx): cols^T's rows (pixels) [i0, i0 + mc) x
+  // taps [p0, p0 + kc) ...
   void (*pack_columns)(const void* ctx, int64_t i0, int64_t mc, int64_t p0, int64_t kc, int64_t mr, T* packed);
+  // ... and of the columns themselves: taps [i0, i0 + mc) x pixels [p0, p0 + kc).
+  void (*pack_columns_by_tap)(const void* ctx, int64_t i0, int64_t mc, int64_t p0, int64_t kc, int64_t mr,
+                              T* packed);
 };
 
 struct ConvKernels {
