@@ -15,6 +15,7 @@ void bind_pool(py::module_& m);
 void bind_norm(py::module_& m);
 void bind_upsample(py::module_& m);
 void bind_dropout(py::module_& m);
+void bind_pointwise(py::module_& m);
 void bind_conv(py::module_& m);
 void bind_attention(py::module_& m);
 void bind_rnn(py::module_& m);
@@ -30,6 +31,7 @@ PYBIND11_MODULE(_C, m) {
   pydl::bind_norm(m);
   pydl::bind_upsample(m);
   pydl::bind_dropout(m);
+  pydl::bind_pointwise(m);
   pydl::bind_conv(m);
   pydl::bind_attention(m);
   pydl::bind_rnn(m);

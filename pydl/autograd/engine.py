@@ -10,6 +10,9 @@
 """
 import sys
 
+import numpy as np
+
+from ..kernels import cpu as _cpu
 from .function import Node, sum_to_shape
 
 __all__ = ["backward", "grad"]
@@ -20,6 +23,20 @@ _FREED = ("Trying to backward through the graph a second time (or to use the res
           "if you need to backward through the graph again.")
 
 _getrefcount = sys.getrefcount
+_ndarray = np.ndarray
+
+
+def _sum_into(prev, g):
+    """``prev + g``, the gradients of one node along two paths (the copy gate); written into
+    ``prev`` when the engine holds its only references (``grads``, the caller's local and
+    this frame's: four with getrefcount's argument) and it owns its memory (not a view), so that no
+    array visible elsewhere -- add's gradient handed to both inputs, a saved array -- changes."""
+    if (prev.__class__ is _ndarray and g.__class__ is _ndarray and prev.dtype.char in "fd"
+            and prev.dtype == g.dtype and prev.shape == g.shape and prev.base is None
+            and _getrefcount(prev) == 4 and prev.flags.writeable and prev.flags.c_contiguous):
+        _cpu.add_(prev, g)  # both cores, no new array
+        return prev
+    return prev + g
 
 
 def _root_grad(t, g, what):
@@ -168,7 +185,11 @@ def _run(roots, retain_graph, capture=None):
             if isinstance(e, Node):
                 if gi is not None:
                     prev = grads.get(e)
-                    grads[e] = gi if prev is None else prev + gi
+                    if prev is None:
+                        grads[e] = gi
+                    else:
+                        grads[e] = _sum_into(prev, gi)
+                        del prev
                 d = deps[e] - 1
                 deps[e] = d
                 if d == 0:

@@ -1,6 +1,9 @@
 """Stochastic gradient descent, with momentum (the seeds' velocity with friction rho) and
 Nesterov momentum."""
-from .optimizer import Optimizer, _buffer, required
+import numpy as np
+
+from ..kernels import cpu as _cpu
+from .optimizer import Optimizer, _at_least_1d, _buffer, required
 
 __all__ = ["SGD"]
 
@@ -70,7 +73,16 @@ class SGD(Optimizer):
         for group in self.param_groups:
             lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
             weight_decay, nesterov, maximize = group["weight_decay"], group["nesterov"], group["maximize"]
+            numbers = all(isinstance(v, (int, float)) for v in (lr, momentum, dampening, weight_decay))
             for p, param, grad in self._params_with_grad(group):
+                if numbers and _fusable(param, grad):
+                    buf = None
+                    if momentum != 0:  # the first step (buffer = gradient) stays below
+                        buf = self.state[p].get("momentum_buffer")
+                        buf = None if buf is None else _at_least_1d(buf)
+                    if momentum == 0 or buf is not None and _fusable(buf, param):
+                        _cpu.sgd_step_(param, grad, buf, lr, momentum, dampening, weight_decay, nesterov, maximize)
+                        continue
                 d_p = -grad if maximize else grad
                 if weight_decay != 0:
                     d_p = d_p + weight_decay * param
@@ -85,3 +97,10 @@ class SGD(Optimizer):
                     d_p = d_p + momentum * buf if nesterov else buf
                 param -= lr * d_p
         return loss
+
+
+def _fusable(array, like):
+    """Whether csrc/cpu/pointwise.cpp's fused update may take ``array`` beside ``like``: the
+    same float32/float64 NumPy dtype, and (it is written in place) contiguous and writable."""
+    return (array.__class__ is np.ndarray and like.__class__ is np.ndarray and array.dtype.char in "fd"
+            and array.dtype == like.dtype and array.flags.c_contiguous and array.flags.writeable)
