@@ -4,7 +4,6 @@
 // What it computes (element by element, n = the arrays' size):
 //   relu_forward:   y = x < 0 ? 0 : x                      (NaN passes through, as max(x, 0) in PyTorch)
 //   relu_backward:  dx = y > 0 ? dy : 0                     (y: the forward's output; the max gate)
-//   add_forward:    out = a + b                             (the residual connection's sum)
 //   add_:           dst += src                              (the copy gate's sum, in place)
 //   sgd_step_:      PyTorch's SGD for one parameter, in place on theta and the momentum buffer b:
 //                   g = maximize ? -grad : grad;  g += weight_decay * theta;
@@ -60,13 +59,6 @@ void relu_backward_kernel(const T* dy, const T* y, T* dx, int64_t n) {
     const T g = dy[i];  // loaded unconditionally: a load under the condition would be a branch, not a select
     dx[i] = y[i] > T(0) ? g : T(0);
   }
-}
-
-template <typename T>
-void add_kernel(const T* a, const T* b, T* out, int64_t n) {
-  const int t = threads_for(n, kGrain);
-#pragma omp parallel for schedule(static) num_threads(t) if (t > 1)
-  for (int64_t i = 0; i < n; ++i) out[i] = a[i] + b[i];
 }
 
 template <typename T>
@@ -183,11 +175,6 @@ py::array relu_backward_py(py::object grad_out, py::object output) {
                             [](const auto* g, const auto* y, auto* dx, int64_t n) { relu_backward_kernel(g, y, dx, n); });
 }
 
-py::array add_forward_py(py::object a, py::object b) {
-  return binary_elementwise(a, b, "add", "a", "b",
-                            [](const auto* x, const auto* y, auto* out, int64_t n) { add_kernel(x, y, out, n); });
-}
-
 void add_inplace_py(py::object dst_obj, py::object src_obj) {
   const char* op = "add_";
   py::array dst = writable(dst_obj, op, "dst");
@@ -241,7 +228,6 @@ void bind_pointwise(py::module_& m) {
   m.def("relu_forward", &relu_forward_py, py::arg("input"), "max(x, 0) elementwise (NaN passes): any shape -> same shape.");
   m.def("relu_backward", &relu_backward_py, py::arg("grad_out"), py::arg("output"),
         "Gradient of relu from its output: grad_out where output > 0, else 0 (same shapes).");
-  m.def("add_forward", &add_forward_py, py::arg("a"), py::arg("b"), "a + b elementwise (same shape and dtype).");
   m.def("add_", &add_inplace_py, py::arg("dst"), py::arg("src"),
         "dst += src in place (same shape and dtype; dst C-contiguous and writable).");
   m.def(

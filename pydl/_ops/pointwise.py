@@ -16,13 +16,9 @@ import numpy as np
 from .._device import asarray_on, check_same_device
 from ..autograd.function import Node, sum_to_shape
 from ..autograd.grad_mode import GradMode
-from ..kernels import cpu as _cpu
 from ..tensor import Tensor, _Defaults, _make
 
 _f64 = np.dtype(np.float64)
-# From here on a same-shape float add runs on csrc/cpu/pointwise.cpp's kernel, which splits
-# it across threads at 2^18 elements each; below, NumPy's one-thread loop is as fast.
-_ADD_KERNEL_MIN_SIZE = 1 << 19
 _SCALARS = (int, float, bool, np.generic)
 _ndarray = np.ndarray
 
@@ -124,15 +120,11 @@ def add(a, b):
     ad = a.data
     if b.__class__ is Tensor:  # the hot path: two plain tensors
         bd = b.data
-        if (ad.__class__ is _ndarray and bd.__class__ is _ndarray and ad.size >= _ADD_KERNEL_MIN_SIZE
-                and ad.shape == bd.shape and ad.dtype == bd.dtype and ad.dtype.char in "fd"):
-            out = _cpu.add_forward(ad, bd)  # e.g. a residual connection: both cores
-        else:
-            try:
-                out = ad + bd
-            except TypeError:
-                check_same_device("add", ad, bd)
-                raise
+        try:
+            out = ad + bd
+        except TypeError:
+            check_same_device("add", ad, bd)
+            raise
         if out.dtype is not ad.dtype:
             out = _fix_promotion(out, ad.dtype, bd.dtype)
         if GradMode.enabled and (a.requires_grad or b.requires_grad):

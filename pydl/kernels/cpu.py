@@ -61,11 +61,10 @@ pixel_unshuffle_backward = _C.pixel_unshuffle_backward
 dropout_forward = _C.dropout_forward
 dropout_backward = _C.dropout_backward
 
-# pointwise pieces of a training step (csrc/cpu/pointwise.cpp): relu, the residual add, the
-# in-place add of gradient accumulation, the fused SGD update of one parameter.
+# pointwise pieces of a training step (csrc/cpu/pointwise.cpp): relu, the in-place add
+# of gradient accumulation, the fused SGD update of one parameter.
 relu_forward = _C.relu_forward
 relu_backward = _C.relu_backward
-add_forward = _C.add_forward
 add_ = _C.add_
 sgd_step_ = _C.sgd_step_
 

@@ -8,7 +8,7 @@ from .gemm import gemm, gemm_backward
 from .losses import cross_entropy_backward, cross_entropy_forward, svm_loss_backward, svm_loss_forward
 from .softmax import log_softmax_backward, log_softmax_forward, softmax_backward, softmax_forward
 from .dropout import dropout_backward, dropout_forward
-from .pointwise import add_, add_forward, relu_backward, relu_forward, sgd_step_
+from .pointwise import add_, relu_backward, relu_forward, sgd_step_
 from .norm import (batch_norm_backward, batch_norm_forward, group_norm_backward, group_norm_forward,
                    layer_norm_backward, layer_norm_forward)
 from .pool import (adaptive_avg_pool2d_backward, adaptive_avg_pool2d_forward, adaptive_max_pool2d_backward,
@@ -35,7 +35,7 @@ OPS = ("gemm", "gemm_backward",
        "group_norm_backward", "upsample_nearest2d_forward", "upsample_nearest2d_backward",
        "upsample_bilinear2d_forward", "upsample_bilinear2d_backward", "pixel_shuffle_forward",
        "pixel_shuffle_backward", "pixel_unshuffle_forward", "pixel_unshuffle_backward", "dropout_forward",
-       "dropout_backward", "relu_forward", "relu_backward", "add_forward", "add_", "sgd_step_",
+       "dropout_backward", "relu_forward", "relu_backward", "add_", "sgd_step_",
        "attention_forward", "attention_backward", "lstm_cell_forward", "lstm_cell_backward", "gru_cell_forward",
        "gru_cell_backward", "lstm_forward", "lstm_backward", "gru_forward", "gru_backward", "embedding_forward",
        "embedding_backward")

@@ -1,6 +1,5 @@
-"""Pointwise pieces of a training step: ReLU (the max gate with 0), the sum of a residual
-connection, the in-place add that sums gradients reaching one node along several paths (the
-copy gate), and one SGD update.
+"""Pointwise pieces of a training step: ReLU (the max gate with 0), the in-place add that
+sums gradients reaching one node along several paths (the copy gate), and one SGD update.
 
 All operands of one call have the same shape (no broadcasting). The in-place functions
 (``add_``, ``sgd_step_``) update their first argument (and the momentum buffer) and return
@@ -31,19 +30,6 @@ def relu_backward(grad_out, output):
     if g.shape != y.shape:
         raise ValueError(f"relu_backward: grad_out and output must have the same shape, got {g.shape} and {y.shape}")
     return np.where(y > 0, g, 0.0)
-
-
-def add_forward(a, b):
-    """``a + b`` elementwise, same shapes (the residual connection's sum).
-
-    >>> add_forward(np.array([1.0, 2.0]), np.array([0.5, -2.0]))
-    array([1.5, 0. ])
-    """
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    if a.shape != b.shape:
-        raise ValueError(f"add: a and b must have the same shape, got {a.shape} and {b.shape}")
-    return a + b
 
 
 def add_(dst, src):
