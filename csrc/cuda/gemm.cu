@@ -5,7 +5,8 @@
 // gemm_simt (float32 and float64, the default): register-blocked SGEMM. A block of 256
 // threads computes a 128 x 128 tile of C, each thread an 8 x 8 register block (rows
 // ty*4 + {0..3} and 64 + ty*4 + {0..3}, columns likewise from tx, so that every shared
-// memory read is one 4-wide vector). The K loop stages 128 x 8 tiles of A and of B in
+// memory read is one 4-wide vector); products of at most 64 rows use 64 x 128 tiles of 128
+// threads instead (a conv layer of 64 channels would leave half of a 128-row tile idle). The K loop stages 128 x 8 tiles of A and of B in
 // shared memory, double-buffered: the next tile is read from global memory into
 // registers while the current one is multiplied, then stored into the other buffer (one
 // barrier per step). Both tiles are kept k-major, tile[p][r] (r = row of op(A) or
@@ -52,7 +53,10 @@ constexpr int64_t kMaxGridZ = 65535;  // products per launch (grid.z); more run 
 // gemm_simt
 // ---------------------------------------------------------------------------------------
 
-constexpr int BM = 128, BN = 128, BK = 8, THREADS = 256;
+// Block tile TBM x BN (TBM = 128, or 64 for products of at most 64 rows, such as the
+// 64-channel layers of a ResNet: a 128-row tile would leave half its threads idle),
+// 2 TBM threads of 8 x 8 each, K steps of BK.
+constexpr int BN = 128, BK = 8;
 constexpr int PAD = 4;  // tile rows padded by one vector: the k-fast stores hit distinct banks
 
 // One operand seen as an R x K matrix: element (r, p) at base[r * s_r + p * s_p].
@@ -87,22 +91,22 @@ __device__ __forceinline__ void store4(T* dst, const T (&src)[4]) {
   }
 }
 
-// Where vector v of a 128 x TK operand tile lies in it: 4 consecutive elements along the
+// Where vector v of an RT x TK operand tile lies in it: 4 consecutive elements along the
 // fast axis, from (rl, pl) -- p_fast: row v / (TK / 4), columns (v % (TK / 4)) * 4 + {0..3};
-// else column v / 32, rows (v % 32) * 4 + {0..3}. Consecutive v walk the fast axis.
-template <int TK>
+// else column v / (RT / 4), rows (v % (RT / 4)) * 4 + {0..3}. Consecutive v walk the fast axis.
+template <int RT, int TK>
 __device__ __forceinline__ void vector_place(bool p_fast, int v, int& rl, int& pl) {
-  rl = p_fast ? v / (TK / 4) : (v % 32) * 4;
-  pl = p_fast ? (v % (TK / 4)) * 4 : v / 32;
+  rl = p_fast ? v / (TK / 4) : (v % (RT / 4)) * 4;
+  pl = p_fast ? (v % (TK / 4)) * 4 : v / (RT / 4);
 }
 
-// Vector v of the 128 x TK tile at (r0, k0): one 16-byte read where it is whole and aligned,
+// Vector v of the RT x TK tile at (r0, k0): one 16-byte read where it is whole and aligned,
 // else element by element (zeros past the edges).
-template <int TK, typename T>
+template <int RT, int TK, typename T>
 __device__ __forceinline__ void load_vector(const Operand<T>& o, int64_t r0, int64_t k0, int64_t K, int v,
                                             T (&out)[4]) {
   int rl, pl;
-  vector_place<TK>(o.p_fast, v, rl, pl);
+  vector_place<RT, TK>(o.p_fast, v, rl, pl);
   const int64_t r = r0 + rl, p = k0 + pl;
   const bool whole = o.p_fast ? (r < o.R && p + 3 < K) : (r + 3 < o.R && p < K);
   if (o.vec && whole) {
@@ -116,45 +120,51 @@ __device__ __forceinline__ void load_vector(const Operand<T>& o, int64_t r0, int
   }
 }
 
-// Thread tid's vector of the (128 x BK) tile at k0.
-template <typename T>
+// The (RT x BK) tile at k0, VPT vectors a thread (vector tid + q * threads), into registers.
+template <int RT, int VPT, typename T>
 __device__ __forceinline__ void load_tile(const Operand<T>& o, int64_t r0, int64_t k0, int64_t K, int tid,
-                                          T (&v)[4]) {
-  load_vector<BK>(o, r0, k0, K, tid, v);
+                                          T (&v)[VPT][4]) {
+#pragma unroll
+  for (int q = 0; q < VPT; ++q) load_vector<RT, BK>(o, r0, k0, K, tid + q * (RT * BK / 4 / VPT), v[q]);
 }
 
-// The same 4 elements into tile[p][r] (rows of BM + PAD).
-template <typename T>
-__device__ __forceinline__ void store_tile(bool p_fast, int tid, const T (&v)[4], T (*tile)[BM + PAD]) {
-  int rl, pl;
-  vector_place<BK>(p_fast, tid, rl, pl);
-  if (p_fast) {
+// The same vectors into tile[p][r] (rows of RT + PAD).
+template <int RT, int VPT, typename T>
+__device__ __forceinline__ void store_tile(bool p_fast, int tid, const T (&v)[VPT][4], T (*tile)[RT + PAD]) {
 #pragma unroll
-    for (int i = 0; i < 4; ++i) tile[pl + i][rl] = v[i];
-  } else {
-    store4(&tile[pl][rl], v);
+  for (int q = 0; q < VPT; ++q) {
+    int rl, pl;
+    vector_place<RT, BK>(p_fast, tid + q * (RT * BK / 4 / VPT), rl, pl);
+    if (p_fast) {
+#pragma unroll
+      for (int i = 0; i < 4; ++i) tile[pl + i][rl] = v[q][i];
+    } else {
+      store4(&tile[pl][rl], v[q]);
+    }
   }
 }
 
-template <typename T>
-__global__ void __launch_bounds__(THREADS)
+template <typename T, int TBM>
+__global__ void __launch_bounds__(2 * TBM)
 gemm_simt(int64_t M, int64_t N, int64_t K, Operand<T> a, int64_t bs_a, Operand<T> b, int64_t bs_b,
           T* __restrict__ C, int64_t bs_c, int64_t rs_c, T alpha, T beta) {
-  __shared__ __align__(16) T a_tile[2][BK][BM + PAD];  // a_tile[.][p][i] = A(row0 + i, k0 + p)
-  __shared__ __align__(16) T b_tile[2][BK][BN + PAD];  // b_tile[.][p][j] = B(k0 + p, col0 + j)
+  constexpr int THREADS = 2 * TBM, VA = TBM * BK / 4 / THREADS, VB = BN * BK / 4 / THREADS;  // vectors a thread
+  __shared__ __align__(16) T a_tile[2][BK][TBM + PAD];  // a_tile[.][p][i] = A(row0 + i, k0 + p)
+  __shared__ __align__(16) T b_tile[2][BK][BN + PAD];   // b_tile[.][p][j] = B(k0 + p, col0 + j)
   const int64_t z = blockIdx.z;
   a.base += z * bs_a;
   b.base += z * bs_b;
   C += z * bs_c;
-  const int64_t row0 = int64_t(blockIdx.y) * BM, col0 = int64_t(blockIdx.x) * BN;
+  const int64_t row0 = int64_t(blockIdx.y) * TBM, col0 = int64_t(blockIdx.x) * BN;
+  // thread (ty, tx): rows ty * 4 + {0..3} and TBM / 2 + ty * 4 + {0..3}, columns likewise from tx
   const int tid = threadIdx.x, ty = tid / 16, tx = tid % 16;
 
   T acc[8][8] = {};
-  T va[4], vb[4];
-  load_tile(a, row0, 0, K, tid, va);
-  load_tile(b, col0, 0, K, tid, vb);
-  store_tile(a.p_fast, tid, va, a_tile[0]);
-  store_tile(b.p_fast, tid, vb, b_tile[0]);
+  T va[VA][4], vb[VB][4];
+  load_tile<TBM>(a, row0, 0, K, tid, va);
+  load_tile<BN>(b, col0, 0, K, tid, vb);
+  store_tile<TBM>(a.p_fast, tid, va, a_tile[0]);
+  store_tile<BN>(b.p_fast, tid, vb, b_tile[0]);
   __syncthreads();
 
   const int64_t steps = (K + BK - 1) / BK;
@@ -162,15 +172,15 @@ gemm_simt(int64_t M, int64_t N, int64_t K, Operand<T> a, int64_t bs_a, Operand<T
     const int cur = int(s & 1);
     const bool more = s + 1 < steps;
     if (more) {  // the next tile's global reads overlap this tile's products
-      load_tile(a, row0, (s + 1) * BK, K, tid, va);
-      load_tile(b, col0, (s + 1) * BK, K, tid, vb);
+      load_tile<TBM>(a, row0, (s + 1) * BK, K, tid, va);
+      load_tile<BN>(b, col0, (s + 1) * BK, K, tid, vb);
     }
 #pragma unroll
     for (int p = 0; p < BK; ++p) {
       T ra[8], rb[8];
       T lo[4], hi[4];
       load4(&a_tile[cur][p][ty * 4], lo);
-      load4(&a_tile[cur][p][64 + ty * 4], hi);
+      load4(&a_tile[cur][p][TBM / 2 + ty * 4], hi);
 #pragma unroll
       for (int i = 0; i < 4; ++i) ra[i] = lo[i], ra[4 + i] = hi[i];
       load4(&b_tile[cur][p][tx * 4], lo);
@@ -183,15 +193,15 @@ gemm_simt(int64_t M, int64_t N, int64_t K, Operand<T> a, int64_t bs_a, Operand<T
         for (int j = 0; j < 8; ++j) acc[i][j] += ra[i] * rb[j];
     }
     if (more) {  // the other buffer was last read before the previous barrier
-      store_tile(a.p_fast, tid, va, a_tile[cur ^ 1]);
-      store_tile(b.p_fast, tid, vb, b_tile[cur ^ 1]);
+      store_tile<TBM>(a.p_fast, tid, va, a_tile[cur ^ 1]);
+      store_tile<BN>(b.p_fast, tid, vb, b_tile[cur ^ 1]);
     }
     __syncthreads();
   }
 
 #pragma unroll
   for (int i = 0; i < 8; ++i) {
-    const int64_t gi = row0 + (i < 4 ? ty * 4 + i : 64 + ty * 4 + i - 4);
+    const int64_t gi = row0 + (i < 4 ? ty * 4 + i : TBM / 2 + ty * 4 + i - 4);
     if (gi >= M) continue;
 #pragma unroll
     for (int j = 0; j < 8; ++j) {
@@ -269,17 +279,17 @@ gemm_wmma(int64_t M, int64_t N, int64_t K, Operand<float> a, int64_t bs_a, Opera
   float va[VECTORS][4], vb[VECTORS][4];
 #pragma unroll
   for (int q = 0; q < VECTORS; ++q) {
-    load_vector<TC_BK>(a, row0, 0, K, tid + q * TC_WARPS * 32, va[q]);
-    load_vector<TC_BK>(b, col0, 0, K, tid + q * TC_WARPS * 32, vb[q]);
+    load_vector<TC_BM, TC_BK>(a, row0, 0, K, tid + q * TC_WARPS * 32, va[q]);
+    load_vector<TC_BM, TC_BK>(b, col0, 0, K, tid + q * TC_WARPS * 32, vb[q]);
   }
   for (int64_t k0 = 0; k0 < K; k0 += TC_BK) {
 #pragma unroll
     for (int q = 0; q < VECTORS; ++q) {  // registers -> shared memory, rounded to E
       int rl, pl;
-      vector_place<TC_BK>(a.p_fast, tid + q * TC_WARPS * 32, rl, pl);
+      vector_place<TC_BM, TC_BK>(a.p_fast, tid + q * TC_WARPS * 32, rl, pl);
 #pragma unroll
       for (int e = 0; e < 4; ++e) a_tile[a.p_fast ? rl : rl + e][a.p_fast ? pl + e : pl] = Tr::round(va[q][e]);
-      vector_place<TC_BK>(b.p_fast, tid + q * TC_WARPS * 32, rl, pl);  // B: r = column j, p = k
+      vector_place<TC_BM, TC_BK>(b.p_fast, tid + q * TC_WARPS * 32, rl, pl);  // B: r = column j, p = k
 #pragma unroll
       for (int e = 0; e < 4; ++e) b_tile[b.p_fast ? pl + e : pl][b.p_fast ? rl : rl + e] = Tr::round(vb[q][e]);
     }
@@ -287,8 +297,8 @@ gemm_wmma(int64_t M, int64_t N, int64_t K, Operand<float> a, int64_t bs_a, Opera
     if (k0 + TC_BK < K) {
 #pragma unroll
       for (int q = 0; q < VECTORS; ++q) {
-        load_vector<TC_BK>(a, row0, k0 + TC_BK, K, tid + q * TC_WARPS * 32, va[q]);
-        load_vector<TC_BK>(b, col0, k0 + TC_BK, K, tid + q * TC_WARPS * 32, vb[q]);
+        load_vector<TC_BM, TC_BK>(a, row0, k0 + TC_BK, K, tid + q * TC_WARPS * 32, va[q]);
+        load_vector<TC_BM, TC_BK>(b, col0, k0 + TC_BK, K, tid + q * TC_WARPS * 32, vb[q]);
       }
     }
 #pragma unroll
@@ -352,8 +362,12 @@ void gemm(int64_t batch, int64_t M, int64_t N, int64_t K,
   over_batch(batch, [&](int64_t z0, unsigned nz) {
     const Operand<T> a = operand(A + z0 * bs_a, rs_a, cs_a, M, bs_a);
     const Operand<T> b = operand(B + z0 * bs_b, cs_b, rs_b, N, bs_b);
-    gemm_simt<T><<<tile_grid(M, N, BM, BN, nz), THREADS, 0, stream>>>(M, N, K, a, bs_a, b, bs_b, C + z0 * bs_c,
-                                                                     bs_c, rs_c, alpha, beta);
+    if (M <= 64)
+      gemm_simt<T, 64><<<tile_grid(M, N, 64, BN, nz), 128, 0, stream>>>(M, N, K, a, bs_a, b, bs_b, C + z0 * bs_c,
+                                                                         bs_c, rs_c, alpha, beta);
+    else
+      gemm_simt<T, 128><<<tile_grid(M, N, 128, BN, nz), 256, 0, stream>>>(M, N, K, a, bs_a, b, bs_b, C + z0 * bs_c,
+                                                                           bs_c, rs_c, alpha, beta);
   });
 }
 
