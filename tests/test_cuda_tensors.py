@@ -183,6 +183,19 @@ def test_like_and_new_functions_keep_the_device_and_dtype_on_the_cpu():
         assert t.device == "cpu" and t.dtype == pydl.float64
 
 
+def test_box_ops_check_devices_before_any_kernel():
+    from pydl.vision import ops
+
+    cpu, gpu = np.zeros((3, 4), np.float32), _StandInGpuArray((3, 4))
+    with pytest.raises(RuntimeError, match="box_iou: Expected all tensors to be on the same device"):
+        ops.box_iou(cpu, gpu)
+    with pytest.raises(RuntimeError, match="nms: Expected all tensors to be on the same device"):
+        ops.nms(cpu, _StandInGpuArray((3,)), 0.5)
+    features = pydl.zeros(1, 2, 4, 4)
+    with pytest.raises(RuntimeError, match="roi_align: Expected all tensors to be on the same device"):
+        ops.roi_align(features, _StandInGpuArray((1, 5)), 2)
+
+
 # ------------------------------------------------------------------ on a GPU
 def _cp():
     import cupy
@@ -464,3 +477,25 @@ def test_optimizer_state_dict_moves_between_devices():
     opt_g2 = pydl.optim.Adam(gpu.parameters(), lr=1e-3)
     opt_g2.load_state_dict(opt_c.state_dict())  # and back
     assert all(isinstance(a, _cp().ndarray) for a in _state_arrays(opt_g2))
+
+
+@needs_gpu
+def test_box_ops_run_on_the_gpu_and_match_the_cpu():
+    from pydl.vision import ops
+
+    rng = np.random.default_rng(0)
+    xy = rng.uniform(0, 50, (200, 2))
+    boxes = np.concatenate([xy, xy + rng.uniform(1, 20, (200, 2))], 1).astype(np.float32)
+    scores = rng.random(200).astype(np.float32)
+    b_cpu, b_gpu = pydl.tensor(boxes), pydl.tensor(boxes, device="cuda")
+    s_cpu, s_gpu = pydl.tensor(scores), pydl.tensor(scores, device="cuda")
+    _assert_same(ops.box_iou(b_gpu, b_gpu), ops.box_iou(b_cpu, b_cpu), "box_iou")
+    _assert_same(ops.nms(b_gpu, s_gpu, 0.5), ops.nms(b_cpu, s_cpu, 0.5), "nms")
+    x_cpu, x_gpu = _pair((2, 3, 16, 16), seed=1)
+    rois = [boxes[:5] / 4, boxes[5:9] / 4]
+    out_cpu = ops.roi_align(x_cpu, [pydl.tensor(r) for r in rois], 3, aligned=True)
+    out_gpu = ops.roi_align(x_gpu, [pydl.tensor(r, device="cuda") for r in rois], 3, aligned=True)
+    _assert_same(out_gpu, out_cpu, "roi_align")
+    out_cpu.sum().backward()
+    out_gpu.sum().backward()
+    _assert_same(x_gpu.grad, x_cpu.grad, "roi_align backward")

@@ -1,8 +1,9 @@
 """Box operations with torchvision's names and arguments (``torchvision.ops``).
 
 The kernels live in :mod:`pydl.kernels` (reference: ``pydl/kernels/reference/boxes.py``;
-C++: ``csrc/cpu/boxes.cpp``). Every function takes Tensors or NumPy arrays and returns the
-same kind. ``roi_align`` and ``roi_pool`` are differentiable in ``input`` (the features);
+C++: ``csrc/cpu/boxes.cpp``; CUDA: ``csrc/cuda/boxes.cu``). Every function takes Tensors or
+arrays and returns the same kind, on the device of its inputs: NumPy arrays run the C++
+kernels, CuPy arrays the CUDA ones; inputs on two devices raise a RuntimeError. ``roi_align`` and ``roi_pool`` are differentiable in ``input`` (the features);
 the box functions are not recorded by autograd (boxes are targets or detached
 predictions here; write IoU losses with Tensor operations).
 
@@ -13,9 +14,10 @@ greater than the threshold; empty inputs give empty outputs.
 """
 import numpy as np
 
-from .. import kernels as _registry
+from .._device import array_module, check_same_device, device_name
 from ..autograd.function import Node
 from ..autograd.grad_mode import GradMode
+from ..nn.functional._dispatch import kernel as _device_kernel
 from ..nn.modules.module import Module
 from ..tensor import Tensor, _make
 
@@ -25,17 +27,17 @@ __all__ = ["box_area", "box_convert", "box_iou", "generalized_box_iou", "nms", "
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def _kernel(name):
-    return getattr(_registry.backend("cpu"), name)
+def _kernel(name, arr):
+    """The ``name`` kernel of the backend owning ``arr`` (cpu for NumPy, cuda for CuPy)."""
+    return _device_kernel(name, arr)
 
 
-def _host(x, op, name):
-    """(float array on the host, was_tensor)."""
+def _floats(x, op, name):
+    """(float array on its own device, was_tensor); lists and numbers become NumPy arrays."""
     is_t = isinstance(x, Tensor)
     a = x.data if is_t else x
-    if hasattr(a, "get") and not isinstance(a, np.ndarray):  # CuPy: the box kernels run on the host
-        a = a.get()
-    a = np.asarray(a)
+    if device_name(a) == "cpu":
+        a = np.asarray(a)
     if a.dtype not in _FLOATS:
         if a.dtype.kind not in "fiub":
             raise TypeError(f"{op}: {name} must hold numbers, got {a.dtype}")
@@ -56,14 +58,14 @@ def _out(arr, as_tensor):
 
 def box_area(boxes):
     """Area of (N, 4) xyxy boxes -> (N,)."""
-    b, t = _host(boxes, "box_area", "boxes")
-    return _out(_kernel("box_area")(b), t)
+    b, t = _floats(boxes, "box_area", "boxes")
+    return _out(_kernel("box_area", b)(b), t)
 
 
 def box_convert(boxes, in_fmt, out_fmt):
     """(N, 4) boxes from ``in_fmt`` to ``out_fmt``, each one of "xyxy", "xywh", "cxcywh"."""
-    b, t = _host(boxes, "box_convert", "boxes")
-    return _out(_kernel("box_convert")(b, in_fmt, out_fmt), t)
+    b, t = _floats(boxes, "box_convert", "boxes")
+    return _out(_kernel("box_convert", b)(b, in_fmt, out_fmt), t)
 
 
 def box_iou(boxes1, boxes2):
@@ -72,18 +74,20 @@ def box_iou(boxes1, boxes2):
     >>> box_iou(np.array([[0., 0, 2, 2]]), np.array([[1., 0, 3, 2]]))
     array([[0.33333334]], dtype=float32)
     """
-    a, t = _host(boxes1, "box_iou", "boxes1")
-    b, _ = _host(boxes2, "box_iou", "boxes2")
+    a, t = _floats(boxes1, "box_iou", "boxes1")
+    b, _ = _floats(boxes2, "box_iou", "boxes2")
     a, b = _same_float(a, b)
-    return _out(_kernel("box_iou")(a, b), t)
+    check_same_device("box_iou", a, b)
+    return _out(_kernel("box_iou", a)(a, b), t)
 
 
 def generalized_box_iou(boxes1, boxes2):
     """Generalized IoU of every pair: (N, 4), (M, 4) xyxy -> (N, M), in [-1, 1]."""
-    a, t = _host(boxes1, "generalized_box_iou", "boxes1")
-    b, _ = _host(boxes2, "generalized_box_iou", "boxes2")
+    a, t = _floats(boxes1, "generalized_box_iou", "boxes1")
+    b, _ = _floats(boxes2, "generalized_box_iou", "boxes2")
     a, b = _same_float(a, b)
-    return _out(_kernel("generalized_box_iou")(a, b), t)
+    check_same_device("generalized_box_iou", a, b)
+    return _out(_kernel("generalized_box_iou", a)(a, b), t)
 
 
 def nms(boxes, scores, iou_threshold):
@@ -94,56 +98,63 @@ def nms(boxes, scores, iou_threshold):
     >>> nms(np.array([[0., 0, 2, 2], [0, 0, 2, 1.9], [3, 3, 4, 4]]), np.array([.9, .8, .7]), 0.5)
     array([0, 2])
     """
-    b, t = _host(boxes, "nms", "boxes")
-    s, _ = _host(scores, "nms", "scores")
+    b, t = _floats(boxes, "nms", "boxes")
+    s, _ = _floats(scores, "nms", "scores")
     b, s = _same_float(b, s)
-    return _out(_kernel("nms")(b, s, float(iou_threshold)), t)
+    check_same_device("nms", b, s)
+    return _out(_kernel("nms", b)(b, s, float(iou_threshold)), t)
 
 
 def batched_nms(boxes, scores, idxs, iou_threshold):
     """NMS per category ``idxs`` (N,) int: boxes of different categories never suppress each
     other. Returns kept indices (int64) by decreasing score."""
-    b, t = _host(boxes, "batched_nms", "boxes")
-    s, _ = _host(scores, "batched_nms", "scores")
+    b, t = _floats(boxes, "batched_nms", "boxes")
+    s, _ = _floats(scores, "batched_nms", "scores")
     b, s = _same_float(b, s)
-    i = idxs.data if isinstance(idxs, Tensor) else np.asarray(idxs)
-    if hasattr(i, "get") and not isinstance(i, np.ndarray):
-        i = i.get()
-    return _out(_kernel("batched_nms")(b, s, np.asarray(i), float(iou_threshold)), t)
+    i = idxs.data if isinstance(idxs, Tensor) else idxs
+    if device_name(i) == "cpu":
+        i = np.asarray(i)
+    check_same_device("batched_nms", b, s, i)
+    return _out(_kernel("batched_nms", b)(b, s, i, float(iou_threshold)), t)
 
 
 def remove_small_boxes(boxes, min_size):
     """Indices of boxes whose width and height are both >= ``min_size``."""
-    b, t = _host(boxes, "remove_small_boxes", "boxes")
-    keep = np.flatnonzero(((b[:, 2] - b[:, 0]) >= min_size) & ((b[:, 3] - b[:, 1]) >= min_size)).astype(np.int64)
+    b, t = _floats(boxes, "remove_small_boxes", "boxes")
+    xp = array_module(b)
+    keep = xp.flatnonzero(((b[:, 2] - b[:, 0]) >= min_size) & ((b[:, 3] - b[:, 1]) >= min_size)).astype(np.int64)
     return _out(keep, t)
 
 
 def clip_boxes_to_image(boxes, size):
     """Clips (N, 4) xyxy boxes to an image of ``size = (height, width)``."""
-    b, t = _host(boxes, "clip_boxes_to_image", "boxes")
+    b, t = _floats(boxes, "clip_boxes_to_image", "boxes")
     h, w = size
     out = b.copy()
-    out[:, 0::2] = np.clip(out[:, 0::2], 0, w)
-    out[:, 1::2] = np.clip(out[:, 1::2], 0, h)
+    out[:, 0::2] = out[:, 0::2].clip(0, w)
+    out[:, 1::2] = out[:, 1::2].clip(0, h)
     return _out(out, t)
 
 
-def _rois(boxes, dtype, op):
-    """(K, 5) rois (batch index, x1, y1, x2, y2) from a (K, 5) Tensor/array or a list of (Ki, 4)."""
+def _rois(boxes, x, op):
+    """(K, 5) float64 rois (batch index, x1, y1, x2, y2) on the device of the features ``x``,
+    from a (K, 5) Tensor/array or a list of (Ki, 4)."""
+    xp = array_module(x)
     if isinstance(boxes, (list, tuple)):
         parts = []
         for n, b in enumerate(boxes):
-            a, _ = _host(b, op, f"boxes[{n}]")
+            a, _ = _floats(b, op, f"boxes[{n}]")
             if a.ndim != 2 or a.shape[1] != 4:
                 raise ValueError(f"{op}: boxes[{n}] must have shape (K, 4), got {a.shape}")
-            parts.append(np.concatenate([np.full((a.shape[0], 1), n, dtype=np.float64), a.astype(np.float64)], 1))
-        r = np.concatenate(parts, 0) if parts else np.zeros((0, 5))
+            check_same_device(op, x, a)
+            parts.append(xp.concatenate([xp.full((a.shape[0], 1), n, dtype=np.float64), a.astype(np.float64)], 1))
+        r = xp.concatenate(parts, 0) if parts else xp.zeros((0, 5))
     else:
-        r, _ = _host(boxes, op, "boxes")
+        r, _ = _floats(boxes, op, "boxes")
         if r.ndim != 2 or r.shape[1] != 5:
             raise ValueError(f"{op}: boxes must be a (K, 5) tensor or a list of (K, 4) tensors, got shape {r.shape}")
-    return np.ascontiguousarray(r, dtype=dtype)
+        check_same_device(op, x, r)
+    return xp.ascontiguousarray(r, dtype=np.float64)
 
 
 def _pair(v):
@@ -154,8 +165,6 @@ def _features(input, op):
     if not isinstance(input, Tensor):
         raise TypeError(f"{op}: input must be a Tensor, got {type(input).__name__}")
     x = input.data
-    if hasattr(x, "get") and not isinstance(x, np.ndarray):
-        raise TypeError(f"{op}: CUDA tensors are not supported yet; move input to the CPU")
     if x.dtype not in _FLOATS:
         raise TypeError(f"{op}: input must be float32 or float64, got {x.dtype}")
     return x
@@ -172,7 +181,7 @@ class RoiAlignBackward(Node):
         return "RoiAlignBackward0"
 
     def backward(self, grad):
-        return (_kernel("roi_align_backward")(np.ascontiguousarray(grad), self.rois, self.shape, *self.args),)
+        return (_kernel("roi_align_backward", grad)(array_module(grad).ascontiguousarray(grad), self.rois, self.shape, *self.args),)
 
 
 class RoiPoolBackward(Node):
@@ -185,7 +194,7 @@ class RoiPoolBackward(Node):
         return "RoiPoolBackward0"
 
     def backward(self, grad):
-        return (_kernel("roi_pool_backward")(np.ascontiguousarray(grad), self.argmax, self.rois, self.shape),)
+        return (_kernel("roi_pool_backward", grad)(array_module(grad).ascontiguousarray(grad), self.argmax, self.rois, self.shape),)
 
 
 def _record(input, out, node):
@@ -209,9 +218,9 @@ def roi_align(input, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1, a
     tensor([[[[2.5000]]]])
     """
     x = _features(input, "roi_align")
-    r = _rois(boxes, np.float64, "roi_align")
+    r = _rois(boxes, x, "roi_align")
     ps = _pair(output_size)
-    out = _kernel("roi_align_forward")(x, r, ps, float(spatial_scale), int(sampling_ratio), bool(aligned))
+    out = _kernel("roi_align_forward", x)(x, r, ps, float(spatial_scale), int(sampling_ratio), bool(aligned))
     return _record(input, out, RoiAlignBackward(r, x.shape, float(spatial_scale), int(sampling_ratio), bool(aligned)))
 
 
@@ -219,8 +228,8 @@ def roi_pool(input, boxes, output_size, spatial_scale=1.0):
     """RoI max pooling (Fast R-CNN): (N, C, H, W) features and boxes -> (K, C, PH, PW).
     The scaled box is rounded to whole cells and each bin keeps its maximum."""
     x = _features(input, "roi_pool")
-    r = _rois(boxes, np.float64, "roi_pool")
-    out, arg = _kernel("roi_pool_forward")(x, r, _pair(output_size), float(spatial_scale))
+    r = _rois(boxes, x, "roi_pool")
+    out, arg = _kernel("roi_pool_forward", x)(x, r, _pair(output_size), float(spatial_scale))
     return _record(input, out, RoiPoolBackward(arg, r, x.shape))
 
 
