@@ -13,47 +13,57 @@ QUICK = [("fwd", 9, 33), ("fwd+bwd", 9, 33)]
 REFERENCE_MAX_ELEMENTS = 1 << 22
 
 
+def _inputs(rows, d):
+    """(x, grad_out, weight, bias) on the host, float32; x is (R, D)."""
+    rng = np.random.default_rng(0)
+    return (rng.standard_normal((rows, d), dtype=np.float32) + 0.5, rng.standard_normal((rows, d), dtype=np.float32),
+            (1.0 + 0.1 * rng.standard_normal(d)).astype(np.float32), (0.1 * rng.standard_normal(d)).astype(np.float32))
+
+
+def _with_kernels(fwd, bwd, x, g, weight, bias, backward_too):
+    d = x.shape[-1]
+    if not backward_too:
+        return lambda: fwd(x, (d,), weight, bias)[0]
+
+    def fwd_bwd():
+        out, mean, rstd = fwd(x, (d,), weight, bias)
+        return (out,) + tuple(bwd(g, x, (d,), mean, rstd, weight))
+    return fwd_bwd
+
+
+def _torch_run(t, tx, tg, tw, tb, backward_too):
+    F, d = t.nn.functional, tx.shape[-1]
+
+    def torch_run():
+        if not backward_too:
+            with t.no_grad():
+                return F.layer_norm(tx, (d,), tw, tb)
+        tx.grad = tw.grad = tb.grad = None
+        y = F.layer_norm(tx, (d,), tw, tb)
+        y.backward(tg)
+        return y, tx.grad, tw.grad, tb.grad
+    return torch_run
+
+
+def _reference(host, backward_too):
+    return _with_kernels(reference_kernel("layer_norm_forward"), reference_kernel("layer_norm_backward"), *host,
+                         backward_too)
+
+
 def case(shape):
     kind, rows, d = shape
     backward_too = kind == "fwd+bwd"
-    forward, backward = kernel("layer_norm_forward"), kernel("layer_norm_backward")
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((rows, d), dtype=np.float32) + 0.5  # (R, D)
-    g = rng.standard_normal((rows, d), dtype=np.float32)
-    weight = (1.0 + 0.1 * rng.standard_normal(d)).astype(np.float32)
-    bias = (0.1 * rng.standard_normal(d)).astype(np.float32)
-
-    def with_kernels(fwd, bwd):
-        if not backward_too:
-            return lambda: fwd(x, (d,), weight, bias)[0]
-
-        def fwd_bwd():
-            out, mean, rstd = fwd(x, (d,), weight, bias)
-            return (out,) + tuple(bwd(g, x, (d,), mean, rstd, weight))
-        return fwd_bwd
-
-    ref_fwd, ref_bwd = reference_kernel("layer_norm_forward"), reference_kernel("layer_norm_backward")
-    run = {"pydl": with_kernels(forward, backward)}
+    host = x, g, weight, bias = _inputs(rows, d)
+    run = {"pydl": _with_kernels(kernel("layer_norm_forward"), kernel("layer_norm_backward"), *host, backward_too)}
     if x.size <= REFERENCE_MAX_ELEMENTS:
-        run["reference"] = with_kernels(ref_fwd, ref_bwd)
+        run["reference"] = _reference(host, backward_too)
     t = torch()
     if t is not None:
-        F = t.nn.functional
         tw, tb = t.from_numpy(weight).requires_grad_(), t.from_numpy(bias).requires_grad_()
-        tg = t.from_numpy(g)
         tx = t.from_numpy(x).requires_grad_(backward_too)
-
-        def torch_run():
-            if not backward_too:
-                with t.no_grad():
-                    return F.layer_norm(tx, (d,), tw, tb)
-            tx.grad = tw.grad = tb.grad = None
-            y = F.layer_norm(tx, (d,), tw, tb)
-            y.backward(tg)
-            return y, tx.grad, tw.grad, tb.grad
-        run["torch"] = torch_run
+        run["torch"] = _torch_run(t, tx, t.from_numpy(g), tw, tb, backward_too)
     nbytes = 2 * x.nbytes + (3 * x.nbytes if backward_too else 0)
-    return Case(f"{kind} {rows}x{d}", run, with_kernels(ref_fwd, ref_bwd), bytes=float(nbytes), notes=[
+    return Case(f"{kind} {rows}x{d}", run, _reference(host, backward_too), bytes=float(nbytes), notes=[
         "layer_norm GB/s = (x read, y written; fwd+bwd adds grad_out and x read and grad_input written) / "
         "median time."])
 
@@ -70,36 +80,13 @@ def cuda_case(shape):
     kind, rows, d = shape
     backward_too = kind == "fwd+bwd"
     forward, backward = gpu.kernel("layer_norm_forward"), gpu.kernel("layer_norm_backward")
-    rng = np.random.default_rng(0)
-    host = (rng.standard_normal((rows, d), dtype=np.float32) + 0.5, rng.standard_normal((rows, d), dtype=np.float32),
-            (1.0 + 0.1 * rng.standard_normal(d)).astype(np.float32), (0.1 * rng.standard_normal(d)).astype(np.float32))
+    host = _inputs(rows, d)
     x, g, weight, bias = gpu.to_gpu(*host)
-
-    def with_kernels(fwd, bwd, x, g, weight, bias):
-        if not backward_too:
-            return lambda: fwd(x, (d,), weight, bias)[0]
-
-        def fwd_bwd():
-            out, mean, rstd = fwd(x, (d,), weight, bias)
-            return (out,) + tuple(bwd(g, x, (d,), mean, rstd, weight))
-        return fwd_bwd
-
-    run = {"pydl": with_kernels(forward, backward, x, g, weight, bias)}
+    run = {"pydl": _with_kernels(forward, backward, x, g, weight, bias, backward_too)}
     t = gpu.torch_cuda()
     if t is not None:
-        F = t.nn.functional
         tx, tg = t.from_dlpack(x).requires_grad_(backward_too), t.from_dlpack(g)
         tw, tb = t.from_dlpack(weight).requires_grad_(), t.from_dlpack(bias).requires_grad_()
-
-        def torch_run():
-            if not backward_too:
-                with t.no_grad():
-                    return F.layer_norm(tx, (d,), tw, tb)
-            tx.grad = tw.grad = tb.grad = None
-            y = F.layer_norm(tx, (d,), tw, tb)
-            y.backward(tg)
-            return y, tx.grad, tw.grad, tb.grad
-        run["torch"] = torch_run
-    expected = with_kernels(reference_kernel("layer_norm_forward"), reference_kernel("layer_norm_backward"), *host)
+        run["torch"] = _torch_run(t, tx, tg, tw, tb, backward_too)
     nbytes = 2 * x.nbytes + (3 * x.nbytes if backward_too else 0)
-    return Case(f"{kind} {rows}x{d}", run, expected, bytes=float(nbytes))
+    return Case(f"{kind} {rows}x{d}", run, _reference(host, backward_too), bytes=float(nbytes))
