@@ -81,7 +81,7 @@ constexpr int64_t kGrain = int64_t(1) << 23;
 constexpr int64_t kDefaultTileKB = 8192;
 std::atomic<int64_t> g_cols_bytes{kDefaultTileKB * 1024};
 int64_t cols_bytes() { return g_cols_bytes.load(std::memory_order_relaxed); }
-std::atomic<int> g_force_dot{-1}, g_force_direct{-1}, g_force_transposed{-1}, g_force_padded{-1};
+std::atomic<int> g_force_dot{-1}, g_force_direct{-1}, g_force_transposed{-1}, g_force_padded{-1}, g_force_unpacked{-1};
 
 template <typename T>
 void run_gemm(const GemmArgs<T>& g) {
@@ -180,6 +180,42 @@ std::vector<T> transposed_weights(const ConvGeometry& g, const T* w) {
   return wT;
 }
 
+// The implicit GEMM without packing, one image per task (conv_isa.cpp's implicit_forward):
+// out (Kg, OH, OW) = W_g @ cols + bias, the columns read straight from the image's WidePlane.
+// Workspace per thread: the WidePlane (plus kImplicitPixels of slack read by the last tile)
+// and CKK taps; per call the weights in panels of kImplicitChannels rows.
+template <typename T>
+void forward_unpacked(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* out, const Split& s) {
+  const ConvLoops<T>& L = conv_loops<T>();
+  const int64_t Kg = g.Kg(), Cg = g.Cg(), CKK = g.CKK(), OHW = g.OHW();
+  const int64_t panels = (Kg + kImplicitChannels - 1) / kImplicitChannels;
+  const int64_t plane_size = WidePlane(g).size(g);
+  std::vector<T> w_panels(size_t(g.G * panels * CKK * kImplicitChannels), T(0));  // (G, panels, CKK, 8)
+  for (int64_t gi = 0; gi < g.G; ++gi)
+    for (int64_t k = 0; k < Kg; ++k)
+      for (int64_t r = 0; r < CKK; ++r)
+        w_panels[size_t(((gi * panels + k / kImplicitChannels) * CKK + r) * kImplicitChannels + k % kImplicitChannels)] =
+            w[(gi * Kg + k) * CKK + r];
+  std::exception_ptr failure;  // an exception may not leave an OpenMP region: carry it out
+#pragma omp parallel for schedule(static) num_threads(s.outer) if (s.outer > 1)
+  for (int64_t n = 0; n < g.N; ++n) {
+    try {
+      T* plane = thread_scratch<T, 1>(size_t(plane_size + kImplicitPixels));
+      std::fill(plane + plane_size, plane + plane_size + kImplicitPixels, T(0));  // read by the last tile, dropped
+      int64_t* taps = thread_scratch<int64_t, 0>(size_t(CKK));
+      for (int64_t gi = 0; gi < g.G; ++gi) {
+        L.implicit_columns(g, x + (n * g.C + gi * Cg) * g.HW(), plane, taps);
+        L.implicit_forward(g, plane, taps, w_panels.data() + gi * panels * CKK * kImplicitChannels,
+                           bias ? bias + gi * Kg : nullptr, out + (n * g.K + gi * Kg) * OHW);
+      }
+    } catch (...) {
+#pragma omp critical(pydl_conv_failure)
+      if (!failure) failure = std::current_exception();
+    }
+  }
+  if (failure) std::rethrow_exception(failure);
+}
+
 // Implicit GEMM, one image per task: out^T (pixels, Kg) = cols^T @ W_g^T with cols^T packed by
 // the gemm from the padded, phase-split image (ImplicitColumns), then transposed into place
 // row by row with the bias (dropping the columns past each output row).
@@ -193,6 +229,11 @@ void forward_implicit(const ConvGeometry& g, const T* x, const T* w, const T* bi
   const int64_t M = wp.rows(g);
   const std::vector<T> wT = transposed_weights(g, w);
   const Split s = split(g.N, g.N * g.K * CKK * OHW);
+  // Unpacked (see forward_unpacked) where this ISA has the kernel, for the images split
+  // across threads (the kernel itself runs on one).
+  const int force_u = g_force_unpacked.load();
+  if (L.implicit_forward && (s.outer > 1 || s.inner == 1) && (force_u >= 0 ? force_u == 1 : true))
+    return forward_unpacked(g, x, w, bias, out, s);
   std::exception_ptr failure;  // an exception may not leave an OpenMP region: carry it out
 #pragma omp parallel for schedule(static) num_threads(s.outer) if (s.outer > 1)
   for (int64_t n = 0; n < g.N; ++n) {
@@ -611,9 +652,10 @@ void conv_transpose2d_backward(const ConvGeometry& g, const T* grad_out, const T
   if (grad_b) channel_sums(grad_out, g.N, g.C, g.HW(), grad_b);
 }
 
-void conv_set_tuning(int64_t tile_kb, int dot, int direct, int transposed, int padded) {
+void conv_set_tuning(int64_t tile_kb, int dot, int direct, int transposed, int padded, int unpacked) {
   g_cols_bytes = (tile_kb > 0 ? tile_kb : kDefaultTileKB) * 1024;
   g_force_dot = dot, g_force_direct = direct, g_force_transposed = transposed, g_force_padded = padded;
+  g_force_unpacked = unpacked;
 }
 
 #define PYDL_CONV_INSTANTIATE(T)                                                                                   \

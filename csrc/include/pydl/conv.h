@@ -94,6 +94,8 @@ struct WidePlane {
   int64_t rows(const ConvGeometry& g) const { return (g.OH - 1) * Wq + g.OW; }  // the product's pixels
   int64_t size(const ConvGeometry& g) const { return g.SH * g.SW * g.Cg() * Hq * Wq; }
 };
+// implicit_forward's register tile: 8 output channels x 48 wide pixels.
+constexpr int64_t kImplicitChannels = 8, kImplicitPixels = 48;
 template <typename T>
 struct ImplicitColumns {
   const T* plane;       // WidePlane::size elements
@@ -138,6 +140,12 @@ struct ConvLoops {
   // ... and of the columns themselves: taps [i0, i0 + mc) x pixels [p0, p0 + kc).
   void (*pack_columns_by_tap)(const void* ctx, int64_t i0, int64_t mc, int64_t p0, int64_t kc, int64_t mr,
                               T* packed);
+  // out (Kg, OH, OW) = W_g (Kg, CKK) @ the columns of an ImplicitColumns (plane, taps) + bias
+  // (Kg or null), reading the columns straight from the plane (null where this ISA and type
+  // have no such kernel). w_panels: W_g in panels of kImplicitChannels rows, (ceil(Kg / 8),
+  // CKK, 8), zero past Kg; the plane needs kImplicitPixels readable elements past its size.
+  void (*implicit_forward)(const ConvGeometry& g, const T* plane, const int64_t* taps, const T* w_panels,
+                           const T* bias, T* out);
 };
 
 struct ConvKernels {
@@ -172,7 +180,8 @@ void conv_transpose2d_backward(const ConvGeometry& g, const T* grad_out, const T
 
 // Forces the drivers' choices (tests and tuning only; pydl._C._conv_tuning): column-tile
 // budget in KiB (0: the default), and for each switch -1 (automatic), 0 or 1: weight
-// gradient by dot products, direct depthwise loops, pixel-major forward, zero-padded tiles.
-void conv_set_tuning(int64_t tile_kb, int dot, int direct, int transposed, int padded);
+// gradient by dot products, direct depthwise loops, pixel-major forward, zero-padded tiles,
+// the implicit forward unpacked (where the ISA has it; see conv_isa.cpp's implicit_forward).
+void conv_set_tuning(int64_t tile_kb, int dot, int direct, int transposed, int padded, int unpacked);
 
 }  // namespace pydl
