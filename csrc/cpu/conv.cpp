@@ -232,7 +232,7 @@ void forward_implicit(const ConvGeometry& g, const T* x, const T* w, const T* bi
   // Unpacked (see forward_unpacked) where this ISA has the kernel, for the images split
   // across threads (the kernel itself runs on one).
   const int force_u = g_force_unpacked.load();
-  if (L.implicit_forward && (s.outer > 1 || s.inner == 1) && (force_u >= 0 ? force_u == 1 : true))
+  if (L.implicit_forward && g.OW >= kImplicitMinRow && (s.outer > 1 || s.inner == 1) && (force_u >= 0 ? force_u == 1 : true))
     return forward_unpacked(g, x, w, bias, out, s);
   std::exception_ptr failure;  // an exception may not leave an OpenMP region: carry it out
 #pragma omp parallel for schedule(static) num_threads(s.outer) if (s.outer > 1)

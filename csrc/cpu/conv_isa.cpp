@@ -25,8 +25,6 @@
 // (pydl/kernels/reference/conv.py) on every ISA path.
 #include <algorithm>
 #include <cstdint>
-#include <array>
-#include <cstdlib>
 #include <cstring>
 #include <type_traits>
 #include <vector>
@@ -279,42 +277,39 @@ void pack_columns(const void* ctx, int64_t i0, int64_t mc, int64_t p0, int64_t k
 }
 
 // implicit_forward: the implicit GEMM's forward without packing either operand,
-// channel-major: out (Kg, OH, OW) = W_g (Kg, CKK) @ cols (CKK, pixels) + bias, in register
-// tiles of kImplicitChannels channels x kImplicitPixels wide pixels (8 x 48 floats: 24 of
-// AVX-512's 32 registers). The columns are B and are never copied: a tile's row p is the
-// 48 pixels of tap p, a contiguous run of the plane (plane + taps[p] + j0), loaded as
-// three vectors; A is the weights, packed once per call into panels (CKK, 8) by the
-// driver. The tile's rows are output channels, so it is stored straight into NCHW: each
-// vector of 16 wide pixels is one or two masked stores (one per output row it touches,
-// dropping the plane's Wq - OW extra columns), no transpose. Against the pixel-major
-// implicit GEMM (pack cols^T, 12 x 32 tiles, transpose back) at AlexNet-1 this removes the
-// packing (9.5% of the time) and the transpose (5.4%): see conv.cpp for the figures.
+// channel-major: out (Kg, OH * OW) = W_g (Kg, CKK) @ cols (CKK, OH * OW) + bias, in register
+// tiles of kImplicitChannels channels x kImplicitPixels output pixels (8 x 48 floats: 24 of
+// AVX-512's 32 registers). The columns are B and are never copied: row p of a tile is its
+// pixels in tap p, read straight from the plane at taps[p] plus the pixels' offset there,
+// one vector of 16 pixels at a time. Output pixel (oh, ow) sits at oh * Wq + ow in the
+// plane, so a vector is one contiguous load unless it crosses the end of an output row;
+// its lanes past the row are then merged in from a second, masked load Wq - OW further on
+// (the plane's extra columns are skipped, not computed). A is the weights, packed once per
+// call into panels (CKK, 8) by the driver. The tile's rows are output channels and its
+// columns consecutive output pixels, so it is stored straight into NCHW (masked past the
+// last pixel): no transpose. Against the pixel-major implicit GEMM (cols^T packed into
+// 12 x 32 tiles, transposed back) this drops the packing and the transpose (9.5% and 5.4%
+// of AlexNet-1's time); the figures are in conv.cpp.
 #if defined(__AVX512F__)
-// Where the lanes of one vector of wide pixels [j, j + 16) go in out (OH, OW): one masked
-// store per output row they touch (lane l to out[offset + l]); lanes in the extra columns
-// or past the last row are dropped.
-struct LaneRuns {
-  int n;
-  int64_t offset[17];  // a row is at least one wide pixel
-  __mmask16 mask[17];
+// Where one vector of 16 output pixels [j, j + 16) is read from, relative to a tap's start
+// in the plane: lane l at offset + l, or at offset + (Wq - OW) + l for the lanes in
+// past_row; `valid` are the lanes that are output pixels.
+struct PixelVector {
+  int64_t offset;
+  __mmask16 past_row, valid;
 };
-inline LaneRuns lane_runs(int64_t j, int64_t OH, int64_t OW, int64_t Wq) {
-  LaneRuns r;
-  r.n = 0;
-  int64_t oh = j / Wq, ow = j % Wq;
-  for (int64_t s = 0; s < 16 && oh < OH; s += Wq - ow, ow = 0, ++oh) {
-    if (ow >= OW) continue;
-    const int64_t n = std::min<int64_t>(OW - ow, 16 - s);
-    r.offset[r.n] = oh * OW + ow - s;
-    r.mask[r.n++] = __mmask16(((1u << n) - 1) << s);
-  }
-  return r;
+inline PixelVector pixel_vector(int64_t j, int64_t OH, int64_t OW, int64_t Wq) {
+  const int64_t OHW = OH * OW;
+  if (j >= OHW) return {0, 0, 0};  // past the last pixel: read the plane's start, store nothing
+  const int64_t oh = j / OW, ow = j % OW, left = OW - ow;  // OW >= 16: a vector crosses one row end at most
+  // (on the last row the lanes past it are not stored: read on, within the plane's slack)
+  const __mmask16 past = left >= 16 || oh + 1 >= OH ? 0 : __mmask16(0xFFFFu << left);
+  return {oh * Wq + ow, past, __mmask16(OHW - j >= 16 ? 0xFFFFu : (1u << (OHW - j)) - 1)};
 }
 
-template <int MB, int NV>
-inline void implicit_tile(int64_t CKK, const float* __restrict a, const float* __restrict b,
-                          const int64_t* __restrict taps, const float* bias, int64_t mb, const LaneRuns* runs,
-                          float* out, int64_t OHW) {
+template <int MB, int NV, unsigned Crossing>  // bit v: vector v crosses a row end
+void implicit_tile(int64_t CKK, const float* __restrict a, const float* plane, const int64_t* __restrict taps,
+                   int64_t skip, const PixelVector* pv, const float* bias, int64_t mb, float* out, int64_t OHW) {
   __m512 acc[MB][NV];
 #pragma GCC unroll 16
   for (int i = 0; i < MB; ++i) {
@@ -322,12 +317,19 @@ inline void implicit_tile(int64_t CKK, const float* __restrict a, const float* _
 #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) acc[i][v] = init;
   }
+  int64_t offset[NV];
+  __mmask16 past[NV];
+#pragma GCC unroll 8
+  for (int v = 0; v < NV; ++v) offset[v] = pv[v].offset, past[v] = pv[v].past_row;
 #pragma GCC unroll 2
   for (int64_t p = 0; p < CKK; ++p) {
-    const float* bp = b + taps[p];
+    const float* bp = plane + taps[p];
     __m512 bv[NV];
 #pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) bv[v] = _mm512_loadu_ps(bp + 16 * v);
+    for (int v = 0; v < NV; ++v) {
+      bv[v] = _mm512_loadu_ps(bp + offset[v]);
+      if (Crossing >> v & 1) bv[v] = _mm512_mask_loadu_ps(bv[v], past[v], bp + offset[v] + skip);
+    }
 #pragma GCC unroll 16
     for (int i = 0; i < MB; ++i) {
       const __m512 ai = _mm512_set1_ps(a[p * MB + i]);
@@ -339,28 +341,41 @@ inline void implicit_tile(int64_t CKK, const float* __restrict a, const float* _
   for (int i = 0; i < MB; ++i) {
     if (i >= mb) break;
 #pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v)
-      for (int r = 0; r < runs[v].n; ++r) _mm512_mask_storeu_ps(out + i * OHW + runs[v].offset[r], runs[v].mask[r], acc[i][v]);
+    for (int v = 0; v < NV; ++v) _mm512_mask_storeu_ps(out + i * OHW + 16 * v, pv[v].valid, acc[i][v]);
   }
 }
 
 void implicit_forward_f32(const ConvGeometry& g, const float* plane, const int64_t* taps, const float* w_panels,
                           const float* bias, float* out) {
   constexpr int MB = kImplicitChannels, NV = kImplicitPixels / 16;
-  static const int64_t kChunkBlocks = getenv("IMPLICIT_CHUNK") ? atoi(getenv("IMPLICIT_CHUNK")) : 8;  // TEMP
+  // Pixel block by pixel block, every channel tile in turn: the plane lines of a block stay
+  // in L1 for the 8 channel tiles while the weights come from L2 (measured: sweeping 8 or
+  // 64 blocks per channel tile instead is 0.5-1% slower at AlexNet-1 and ResNet).
   const WidePlane wp(g);
-  const int64_t Kg = g.Kg(), CKK = g.CKK(), OHW = g.OHW(), M = wp.rows(g);
-  const int64_t blocks = (M + kImplicitPixels - 1) / kImplicitPixels;
-  std::vector<std::array<LaneRuns, NV>> runs(kChunkBlocks);
-  for (int64_t b0 = 0; b0 < blocks; b0 += kChunkBlocks) {
-    const int64_t nb = std::min(kChunkBlocks, blocks - b0);
-    for (int64_t jb = 0; jb < nb; ++jb)
-      for (int v = 0; v < NV; ++v) runs[jb][v] = lane_runs((b0 + jb) * kImplicitPixels + 16 * v, g.OH, g.OW, wp.Wq);
-    for (int64_t k0 = 0; k0 < Kg; k0 += MB)
-      for (int64_t jb = 0; jb < nb; ++jb)
-        implicit_tile<MB, NV>(CKK, w_panels + k0 * CKK, plane + (b0 + jb) * kImplicitPixels, taps,
-                              bias ? bias + k0 : nullptr, std::min<int64_t>(MB, Kg - k0), runs[jb].data(), out + k0 * OHW,
-                              OHW);
+  const int64_t Kg = g.Kg(), CKK = g.CKK(), OHW = g.OHW(), skip = wp.Wq - g.OW;
+  for (int64_t j0 = 0; j0 < OHW; j0 += kImplicitPixels) {
+    const int64_t vectors = std::min<int64_t>(NV, (OHW - j0 + 15) / 16);
+    PixelVector v[NV];
+    unsigned crossing = 0;
+    for (int i = 0; i < NV; ++i) {
+      v[i] = pixel_vector(j0 + 16 * i, g.OH, g.OW, wp.Wq);
+      if (v[i].past_row) crossing |= 1u << i;
+    }
+    for (int64_t k0 = 0; k0 < Kg; k0 += MB) {
+      const float* a = w_panels + k0 * CKK;
+      const float* bk = bias ? bias + k0 : nullptr;
+      const int64_t mb = std::min<int64_t>(MB, Kg - k0);
+      float* o = out + k0 * OHW + j0;
+      switch (vectors * 8 + crossing) {  // the tile's width and which of its vectors cross a row end
+#define PYDL_IMPLICIT_TILE(NVEC, CROSS) \
+  case NVEC * 8 + CROSS: implicit_tile<MB, NVEC, CROSS>(CKK, a, plane, taps, skip, v, bk, mb, o, OHW); break;
+        PYDL_IMPLICIT_TILE(1, 0) PYDL_IMPLICIT_TILE(1, 1)
+        PYDL_IMPLICIT_TILE(2, 0) PYDL_IMPLICIT_TILE(2, 1) PYDL_IMPLICIT_TILE(2, 2) PYDL_IMPLICIT_TILE(2, 3)
+        PYDL_IMPLICIT_TILE(3, 0) PYDL_IMPLICIT_TILE(3, 1) PYDL_IMPLICIT_TILE(3, 2) PYDL_IMPLICIT_TILE(3, 3)
+        PYDL_IMPLICIT_TILE(3, 4) PYDL_IMPLICIT_TILE(3, 5) PYDL_IMPLICIT_TILE(3, 6) PYDL_IMPLICIT_TILE(3, 7)
+#undef PYDL_IMPLICIT_TILE
+      }
+    }
   }
 }
 #endif

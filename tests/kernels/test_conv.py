@@ -56,6 +56,11 @@ CONV_CASES = [
     pytest.param((3, 16, 48, 48), (64, 16, 3, 3), dict(padding=1), id="implicit-gemm"),
     pytest.param((2, 16, 97, 96), (64, 16, 3, 3), dict(stride=2, padding=2, dilation=2), id="implicit-gemm-s2-d2"),
     pytest.param((2, 3, 78, 75), (64, 3, 11, 11), dict(stride=4, padding=2), id="alexnet-like"),
+    # The implicit GEMM unpacked (float32, AVX-512): channels not a multiple of its 8-row
+    # tiles, output rows of 17 and of exactly 16 pixels (its vectors cross row ends).
+    pytest.param((2, 4, 21, 37), (12, 2, 3, 5), dict(stride=(1, 2), padding=(1, 2), dilation=(2, 1), groups=2),
+                 id="unpacked-ragged-groups"),
+    pytest.param((3, 3, 20, 18), (10, 3, 3, 3), dict(), id="unpacked-16-wide"),
 ]
 
 TRANSPOSE_CASES = [
@@ -147,7 +152,7 @@ def conv_path():
 @pytest.mark.parametrize("cfg", PATHS, ids=[",".join(f"{k}={v}" for k, v in c.items()) for c in PATHS])
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("x_shape,w_shape,kw",
-                         [CONV_CASES[i] for i in (1, 3, 8, 9, 10, 11, 13, 20, 25, 29, 30, 31, 33, 34, 37)])
+                         [CONV_CASES[i] for i in (1, 3, 8, 9, 10, 11, 13, 20, 25, 29, 30, 31, 33, 34, 37, 38, 39)])
 def test_every_cpu_algorithm_matches_reference(cfg, dtype, x_shape, w_shape, kw, conv_path, rng):
     conv_path(cfg)
     check_conv("cpu", dtype, x_shape, w_shape, kw, rng)

@@ -94,8 +94,9 @@ struct WidePlane {
   int64_t rows(const ConvGeometry& g) const { return (g.OH - 1) * Wq + g.OW; }  // the product's pixels
   int64_t size(const ConvGeometry& g) const { return g.SH * g.SW * g.Cg() * Hq * Wq; }
 };
-// implicit_forward's register tile: 8 output channels x 48 wide pixels.
-constexpr int64_t kImplicitChannels = 8, kImplicitPixels = 48;
+// implicit_forward's register tile: 8 output channels x 48 output pixels, read by vectors
+// of 16 that cross one output row end at most (output rows of kImplicitMinRow or more).
+constexpr int64_t kImplicitChannels = 8, kImplicitPixels = 48, kImplicitMinRow = 16;
 template <typename T>
 struct ImplicitColumns {
   const T* plane;       // WidePlane::size elements
@@ -143,7 +144,9 @@ struct ConvLoops {
   // out (Kg, OH, OW) = W_g (Kg, CKK) @ the columns of an ImplicitColumns (plane, taps) + bias
   // (Kg or null), reading the columns straight from the plane (null where this ISA and type
   // have no such kernel). w_panels: W_g in panels of kImplicitChannels rows, (ceil(Kg / 8),
-  // CKK, 8), zero past Kg; the plane needs kImplicitPixels readable elements past its size.
+  // CKK, 8), zero past Kg. The last row's vectors read up to 15 elements past the plane's
+  // end (not stored): the plane needs kImplicitPixels readable ones there. Output rows of
+  // kImplicitMinRow pixels or more.
   void (*implicit_forward)(const ConvGeometry& g, const T* plane, const int64_t* taps, const T* w_panels,
                            const T* bias, T* out);
 };
