@@ -1,4 +1,6 @@
-// conv2d loops, compiled once per ISA (see isa.h): im2col and col2im, the transposes and
+// conv2d loops, compiled once per ISA (see isa.h): im2col and col2im, the implicit GEMM's
+// padded, phase-split image (implicit_columns), its packers and its unpacked forward
+// (implicit_forward, float32 on AVX-512: its own comment below), the transposes and
 // copies that put a tile computed aside into place, the dot-product weight gradient and a
 // channel sum (the depthwise loops are in conv_depthwise_isa.cpp). The drivers that call
 // them (and pydl's gemm) are in conv.cpp.
@@ -309,7 +311,10 @@ void pack_columns(const void* ctx, int64_t i0, int64_t mc, int64_t p0, int64_t k
 // columns consecutive output pixels, so it is stored straight into NCHW (masked past the
 // last pixel): no transpose. Against the pixel-major implicit GEMM (cols^T packed into
 // 12 x 32 tiles, transposed back) this drops the packing and the transpose (9.5% and 5.4%
-// of AlexNet-1's time); the figures are in conv.cpp.
+// of AlexNet-1's time) and the extra columns (3.6%): 1 thread, CPU time, AlexNet-1 N8
+// 5.74 -> 4.62 ms (the merged second load only where a vector crosses a row end, by
+// template: 4.86 -> 4.70; computing the extra columns instead: 4.92). More figures in
+// conv.cpp (forward_unpacked).
 #if defined(__AVX512F__)
 // Where one vector of 16 output pixels [j, j + 16) is read from, relative to a tap's start
 // in the plane: lane l at offset + l, or at offset + (Wq - OW) + l for the lanes in

@@ -86,7 +86,8 @@ inline int64_t depthwise_scratch_size(const ConvGeometry& g) {
 // so that every tap (c, kh, kw), with kh * DH = ah * SH + rh and kw * DW = aw * SW + rw, reads
 // a contiguous run of it: numbering the output pixels across rows Wq wide, j = oh * Wq + ow,
 //   cols^T[j, (c, kh, kw)] = plane[tap(c, kh, kw) + j],  tap = phase and channel start + ah * Wq + aw.
-// The Wq - OW columns past each output row (the largest aw) are computed and dropped.
+// The Wq - OW columns past each output row (the largest aw) are computed and dropped by
+// the packed implicit GEMM; the unpacked one (implicit_forward) skips them.
 struct WidePlane {
   int64_t Hq, Wq;  // OH + the largest ah, OW + the largest aw
   explicit WidePlane(const ConvGeometry& g)
