@@ -188,10 +188,12 @@ std::vector<T> transposed_weights(const ConvGeometry& g, const T* w) {
 
 // The implicit GEMM unpacked, one image per task (conv_isa.cpp's implicit_forward): out
 // (Kg, OH, OW) = W_g @ cols + bias, the columns read straight from the image's WidePlane
-// by the register tiles, which are stored straight into out. Chosen wherever the ISA has
-// the kernel (float32 on AVX-512) and the images can be split across the threads (the
-// kernel runs on one): it beat both the packed implicit GEMM and the channel-major
-// im2col + gemm on every layer measured (1 thread, CPU time, ms: AlexNet-1 N8 5.74 ->
+// by the register tiles, which are stored straight into out. Threads take whole images, or
+// with too few images (split) share each image's pixel blocks. Chosen wherever the ISA has
+// the kernel (float32 on AVX-512) and the output rows are wide enough: it beat both the
+// packed implicit GEMM and the channel-major im2col + gemm on every layer measured (2
+// threads, N1, ms: ResNet's 64x56x56 0.80 -> 0.58, AlexNet-1 0.52 -> 0.36, 128x28x28 k128
+// 1.20 -> 0.64; 1 thread, CPU time, ms: AlexNet-1 N8 5.74 ->
 // 4.62, ResNet 64x56x56 N8 8.9 -> 7.4, CIFAR 3x32x32 k32 N64 0.95 -> 0.54, LeNet N32
 // 0.27 -> 0.14, 64x56x56 k128 stride 2 N8 5.57 -> 4.17, 96x27x27 k256 5x5 even,
 // 256x16x16 k256 even, 1x1 256x56x56 k128 stride 2 3.86 -> 3.17).
@@ -199,9 +201,7 @@ std::vector<T> transposed_weights(const ConvGeometry& g, const T* w) {
 // and CKK taps; per call the weights in panels of kImplicitChannels rows.
 template <typename T>
 bool unpacked_fits(const ConvGeometry& g) {
-  if (!conv_loops<T>().implicit_forward || g.OW < kImplicitMinRow || g_force_unpacked.load() == 0) return false;
-  const Split s = split(g.N, g.N * g.K * g.CKK() * g.OHW());
-  return s.outer > 1 || s.inner == 1;
+  return conv_loops<T>().implicit_forward && g.OW >= kImplicitMinRow && g_force_unpacked.load() != 0;
 }
 
 template <typename T>
@@ -217,8 +217,29 @@ void forward_unpacked(const ConvGeometry& g, const T* x, const T* w, const T* bi
       for (int64_t r = 0; r < CKK; ++r)
         w_panels[size_t(((gi * panels + k / kImplicitChannels) * CKK + r) * kImplicitChannels + k % kImplicitChannels)] =
             w[(gi * Kg + k) * CKK + r];
+  const auto image_group = [&](int64_t n, int64_t gi, T* plane, int64_t* taps, int64_t j0, int64_t j1) {
+    L.implicit_forward(g, plane, taps, w_panels.data() + gi * panels * CKK * kImplicitChannels,
+                       bias ? bias + gi * Kg : nullptr, out + (n * g.K + gi * Kg) * OHW, j0, j1);
+  };
+  if (s.outer == 1 && s.inner > 1) {  // too few images: the threads split each image's pixel blocks
+    T* plane = thread_scratch<T, 1>(size_t(plane_size + kImplicitPixels));
+    std::fill(plane + plane_size, plane + plane_size + kImplicitPixels, T(0));  // read by the last tile, dropped
+    int64_t* taps = thread_scratch<int64_t, 0>(size_t(CKK));
+    const int64_t blocks = (OHW + kImplicitPixels - 1) / kImplicitPixels;
+    for (int64_t n = 0; n < g.N; ++n)
+      for (int64_t gi = 0; gi < g.G; ++gi) {
+        L.implicit_columns(g, x + (n * g.C + gi * Cg) * g.HW(), plane, taps);
+#pragma omp parallel for schedule(static) num_threads(s.inner)
+        for (int t = 0; t < s.inner; ++t)
+          image_group(n, gi, plane, taps, blocks * t / s.inner * kImplicitPixels,
+                      blocks * (t + 1) / s.inner * kImplicitPixels);
+      }
+    return;
+  }
   std::exception_ptr failure;  // an exception may not leave an OpenMP region: carry it out
-#pragma omp parallel for schedule(static) num_threads(s.outer) if (s.outer > 1)
+  // Images handed out one at a time: a thread slowed by another process takes fewer (the
+  // others would wait for it at the end of a static split).
+#pragma omp parallel for schedule(dynamic, 1) num_threads(s.outer) if (s.outer > 1)
   for (int64_t n = 0; n < g.N; ++n) {
     try {
       T* plane = thread_scratch<T, 1>(size_t(plane_size + kImplicitPixels));
@@ -226,8 +247,7 @@ void forward_unpacked(const ConvGeometry& g, const T* x, const T* w, const T* bi
       int64_t* taps = thread_scratch<int64_t, 0>(size_t(CKK));
       for (int64_t gi = 0; gi < g.G; ++gi) {
         L.implicit_columns(g, x + (n * g.C + gi * Cg) * g.HW(), plane, taps);
-        L.implicit_forward(g, plane, taps, w_panels.data() + gi * panels * CKK * kImplicitChannels,
-                           bias ? bias + gi * Kg : nullptr, out + (n * g.K + gi * Kg) * OHW);
+        image_group(n, gi, plane, taps, 0, OHW);
       }
     } catch (...) {
 #pragma omp critical(pydl_conv_failure)

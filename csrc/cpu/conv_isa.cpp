@@ -371,15 +371,15 @@ void implicit_tile(int64_t CKK, const float* __restrict a, const float* plane, c
 }
 
 void implicit_forward_f32(const ConvGeometry& g, const float* plane, const int64_t* taps, const float* w_panels,
-                          const float* bias, float* out) {
+                          const float* bias, float* out, int64_t j_begin, int64_t j_end) {
   constexpr int MB = kImplicitChannels, NV = kImplicitPixels / 16;
   // Pixel block by pixel block, every channel tile in turn: the plane lines of a block stay
   // in L1 for the 8 channel tiles while the weights come from L2 (measured: sweeping 8 or
   // 64 blocks per channel tile instead is 0.5-1% slower at AlexNet-1 and ResNet).
   const WidePlane wp(g);
   const int64_t Kg = g.Kg(), CKK = g.CKK(), OHW = g.OHW(), skip = wp.Wq - g.OW;
-  for (int64_t j0 = 0; j0 < OHW; j0 += kImplicitPixels) {
-    const int64_t vectors = std::min<int64_t>(NV, (OHW - j0 + 15) / 16);
+  for (int64_t j0 = j_begin; j0 < std::min(j_end, OHW); j0 += kImplicitPixels) {
+    const int64_t vectors = std::min<int64_t>(NV, (std::min(j_end, OHW) - j0 + 15) / 16);
     PixelVector v[NV];
     unsigned crossing = 0;
     for (int i = 0; i < NV; ++i) {
@@ -406,7 +406,8 @@ void implicit_forward_f32(const ConvGeometry& g, const float* plane, const int64
 #endif
 
 template <typename T>
-constexpr void (*implicit_forward())(const ConvGeometry&, const T*, const int64_t*, const T*, const T*, T*) {
+constexpr void (*implicit_forward())(const ConvGeometry&, const T*, const int64_t*, const T*, const T*, T*, int64_t,
+                                     int64_t) {
 #if defined(__AVX512F__)
   if constexpr (std::is_same_v<T, float>) return &implicit_forward_f32;
 #endif

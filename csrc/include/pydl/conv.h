@@ -148,8 +148,9 @@ struct ConvLoops {
   // CKK, 8), zero past Kg. The last row's vectors read up to 15 elements past the plane's
   // end (not stored): the plane needs kImplicitPixels readable ones there. Output rows of
   // kImplicitMinRow pixels or more.
+  // Output pixels [j0, j1) only (j0 a multiple of kImplicitPixels; threads share an image).
   void (*implicit_forward)(const ConvGeometry& g, const T* plane, const int64_t* taps, const T* w_panels,
-                           const T* bias, T* out);
+                           const T* bias, T* out, int64_t j0, int64_t j1);
 };
 
 struct ConvKernels {
