@@ -452,6 +452,17 @@ def test_results_do_not_depend_on_thread_count(x_shape, w_shape, kw, threads, rn
         assert np.array_equal(other[3], runs[0][3])
 
 
+# The unpacked implicit GEMM (float32, AVX-512): threads take whole images, or with fewer
+# images than threads share each image's pixel blocks (25M multiply-adds an image: 3 threads
+# share one image, 3 and 2 threads share each of 4 and 3 images, 3 and 2 threads take 3 and 4).
+@pytest.mark.parametrize("n_threads", [1, 2, 3])
+@pytest.mark.parametrize("images", [1, 3, 4])
+def test_unpacked_forward_splits_images_or_their_pixels(images, n_threads, threads, conv_path, rng):
+    threads(n_threads)
+    conv_path(dict(unpacked=1))
+    check_conv("cpu", np.float32, (images, 16, 64, 63), (44, 16, 3, 3), dict(padding=1), rng)
+
+
 PEAK_MEMORY_SCRIPT = textwrap.dedent("""
     import resource, sys
     import numpy as np
