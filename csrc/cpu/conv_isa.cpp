@@ -99,8 +99,8 @@ struct TileSource {
 inline bool flat_rows(const ConvGeometry& g) { return g.SW == 1 && g.SH == 1 && g.OW == g.W; }
 
 template <typename T>
-void im2col(const ConvGeometry& g, const T* x, int64_t oh0, int64_t oh1, T* cols, T* scratch) {
-  const int64_t OW = g.OW, tile = (oh1 - oh0) * OW;
+void im2col(const ConvGeometry& g, const T* x, int64_t oh0, int64_t oh1, T* cols, int64_t ld, T* scratch) {
+  const int64_t OW = g.OW;
   const TileSource<T> src(g, x, oh0, oh1, scratch);
   if (g.SW > 1) src.split(x, g.Cg());
   const bool flat = flat_rows(g);
@@ -110,7 +110,7 @@ void im2col(const ConvGeometry& g, const T* x, int64_t oh0, int64_t oh1, T* cols
       valid_columns(kh * g.DH - g.PH, g.SH, g.H, g.OH, a, b);
       a = std::clamp(a, oh0, oh1), b = std::clamp(b, a, oh1);
       for (int64_t kw = 0; kw < g.KW; ++kw) {
-        T* row = cols + ((c * g.KH + kh) * g.KW + kw) * tile;  // (oh1 - oh0, OW)
+        T* row = cols + ((c * g.KH + kh) * g.KW + kw) * ld;  // (oh1 - oh0, OW)
         const int64_t off = kw * g.DW - g.PW;
         int64_t lo, hi;
         valid_columns(off, g.SW, g.W, OW, lo, hi);
@@ -138,8 +138,8 @@ void im2col(const ConvGeometry& g, const T* x, int64_t oh0, int64_t oh1, T* cols
 }
 
 template <typename T>
-void col2im(const ConvGeometry& g, T* cols, int64_t oh0, int64_t oh1, T* x, T* scratch) {
-  const int64_t OW = g.OW, tile = (oh1 - oh0) * OW;
+void col2im(const ConvGeometry& g, T* cols, int64_t ld, int64_t oh0, int64_t oh1, T* x, T* scratch) {
+  const int64_t OW = g.OW;
   const TileSource<T> dst_rows(g, x, oh0, oh1, scratch);
   if (g.SW > 1) zero(scratch, g.Cg() * g.SW * dst_rows.rows * dst_rows.Wq);
   const bool flat = flat_rows(g);
@@ -151,7 +151,7 @@ void col2im(const ConvGeometry& g, T* cols, int64_t oh0, int64_t oh1, T* x, T* s
       if (a == b) continue;
       const auto ih = [&](int64_t oh) { return oh * g.SH - g.PH + kh * g.DH; };
       for (int64_t kw = 0; kw < g.KW; ++kw) {
-        T* row = cols + ((c * g.KH + kh) * g.KW + kw) * tile;
+        T* row = cols + ((c * g.KH + kh) * g.KW + kw) * ld;
         const int64_t off = kw * g.DW - g.PW;
         int64_t lo, hi;
         valid_columns(off, g.SW, g.W, OW, lo, hi);

@@ -104,12 +104,13 @@ struct ImplicitColumns {
 // output form one tile; `x` points at the first channel of one image and group.
 template <typename T>
 struct ConvLoops {
-  // cols (CKK, (oh1 - oh0) * OW) <- the receptive fields of the tile's output pixels.
+  // cols (CKK, (oh1 - oh0) * OW), rows ld apart <- the receptive fields of the tile's output
+  // pixels (ld > the tile's pixels: several images' columns side by side).
   // scratch: conv_scratch_size(g, oh1 - oh0) elements (strided convs only; else unused).
-  void (*im2col)(const ConvGeometry& g, const T* x, int64_t oh0, int64_t oh1, T* cols, T* scratch);
-  // x (Cg, H, W) += the columns of the tile added back where im2col took them from.
-  // cols is clobbered (its entries that fall in the padding are zeroed).
-  void (*col2im)(const ConvGeometry& g, T* cols, int64_t oh0, int64_t oh1, T* x, T* scratch);
+  void (*im2col)(const ConvGeometry& g, const T* x, int64_t oh0, int64_t oh1, T* cols, int64_t ld, T* scratch);
+  // x (Cg, H, W) += the columns of the tile (rows ld apart) added back where im2col took
+  // them from. cols is clobbered (its entries that fall in the padding are zeroed).
+  void (*col2im)(const ConvGeometry& g, T* cols, int64_t ld, int64_t oh0, int64_t oh1, T* x, T* scratch);
   // Depthwise (Cg == 1), one input plane x (H, W) and its Kg output channels:
   // out (Kg, OH, OW) = x * w (Kg, KH, KW) + bias (Kg, or null).
   void (*depthwise_forward)(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* out, T* scratch);
