@@ -81,7 +81,8 @@ constexpr int64_t kGrain = int64_t(1) << 23;
 constexpr int64_t kDefaultTileKB = 8192;
 std::atomic<int64_t> g_cols_bytes{kDefaultTileKB * 1024};
 int64_t cols_bytes() { return g_cols_bytes.load(std::memory_order_relaxed); }
-std::atomic<int> g_force_dot{-1}, g_force_direct{-1}, g_force_transposed{-1}, g_force_padded{-1};
+std::atomic<int> g_force_dot{-1}, g_force_direct{-1}, g_force_transposed{-1}, g_force_padded{-1},
+    g_force_implicit{-1};
 
 template <typename T>
 void run_gemm(const GemmArgs<T>& g) {
@@ -92,6 +93,11 @@ template <typename T>
 void run_gemm(const GemmArgs<T>& g, const GemmPackA<T>& a) {
   if constexpr (std::is_same_v<T, float>) pick_gemm_kernels().f32_pack_a(g, a);
   else pick_gemm_kernels().f64_pack_a(g, a);
+}
+template <typename T>
+void run_gemm(const GemmArgs<T>& g, const GemmPackB<T>& b) {
+  if constexpr (std::is_same_v<T, float>) pick_gemm_kernels().f32_pack_b(g, b);
+  else pick_gemm_kernels().f64_pack_b(g, b);
 }
 
 // Output rows per tile: as many as fit the column-buffer budget, at least one.
@@ -167,6 +173,15 @@ bool forward_transposed(const ConvGeometry& g) {
   const bool strided = g.SH > 1 || g.SW > 1;
   return round_up(Kg, nr) < round_up(Kg, mr) && g.CKK() >= kTransposedMinDepth &&
          g.OHW() >= (strided ? kTransposedMinPixelsStrided : kTransposedMinPixels);
+}
+
+// The channel-major forward of deep layers (the rest of forward_transposed's) runs as an
+// implicit GEMM (forward_implicit_pixels) instead of over materialised columns.
+template <typename T>
+bool forward_implicit_channels(const ConvGeometry& g) {
+  const int force = g_force_implicit.load();
+  if (force >= 0) return force == 1;
+  return !g.pointwise() && g.CKK() >= kTransposedMinDepth;
 }
 
 // W_g^T per group: (G, CKK, Kg)
@@ -540,6 +555,47 @@ void backward_batched(const ConvGeometry& g, const T* grad_out, const T* x, cons
   }
 }
 
+// Channel-major implicit GEMM, nb images per task: out_tile (Kg, nb * OHW) = W_g @ cols,
+// cols packed by the gemm panel by panel straight from the images' WidePlanes (conv.h's
+// ImplicitPixels), never materialised; then each image's (Kg, OHW) block copied into place
+// with the bias. This is the deep layers' forward where the pixel-major one does not pay
+// (small images, strided layers): it spares im2col's write and the gemm's re-read of the
+// columns (1 thread, CPU time: LeNet's second conv, 64x20x14x14 -> 50 5x5, ms; CIFAR
+// ResNet-18's 16x16x128 and 8x8x256 3x3 layers, batch 32, ms: see forward_implicit_channels).
+// Workspace per thread: nb WidePlanes, CKK taps and the (Kg, nb * OHW) tile.
+template <typename T>
+void forward_implicit_pixels(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* out, int64_t nb) {
+  const ConvLoops<T>& L = conv_loops<T>();
+  const int64_t Kg = g.Kg(), Cg = g.Cg(), CKK = g.CKK(), OHW = g.OHW(), HW = g.HW();
+  const WidePlane wp(g);
+  const int64_t psize = wp.size(g), tasks = (g.N + nb - 1) / nb;
+  const Split s = split(tasks, g.N * g.K * CKK * OHW);
+  std::exception_ptr failure;  // an exception may not leave an OpenMP region: carry it out
+#pragma omp parallel for schedule(static) num_threads(s.outer) if (s.outer > 1)
+  for (int64_t task = 0; task < tasks; ++task) {
+    try {
+      const int64_t n0 = task * nb, nn = std::min(g.N, n0 + nb) - n0, cn = nn * OHW;
+      T* planes = thread_scratch<T, 1>(size_t(nb * psize));
+      T* aside = thread_scratch<T, 2>(size_t(Kg * nb * OHW));  // (Kg, cn)
+      int64_t* taps = thread_scratch<int64_t, 0>(size_t(CKK));
+      for (int64_t gi = 0; gi < g.G; ++gi) {
+        for (int64_t j = 0; j < nn; ++j)
+          L.implicit_columns(g, x + ((n0 + j) * g.C + gi * Cg) * HW, planes + j * psize, taps);
+        const ImplicitPixels<T> cols{planes, psize, taps, g.OW, OHW, wp.Wq};
+        run_gemm(GemmArgs<T>{Kg, cn, CKK, w + gi * Kg * CKK, CKK, 1, nullptr, 0, 0, aside, cn, T(1), T(0), s.inner},
+                 GemmPackB<T>{L.pack_pixels, &cols});
+        const T* bg = bias ? bias + gi * Kg : nullptr;
+        for (int64_t j = 0; j < nn; ++j)
+          L.copy_bias(aside + j * OHW, Kg, OHW, cn, bg, out + ((n0 + j) * g.K + gi * Kg) * OHW, OHW);
+      }
+    } catch (...) {
+#pragma omp critical(pydl_conv_failure)
+      if (!failure) failure = std::current_exception();
+    }
+  }
+  if (failure) std::rethrow_exception(failure);
+}
+
 // Depthwise convolutions (one input channel per group) run the direct loops: forward up to
 // 8 filters per channel, backward for one (measured at 56x56: 2-5x faster than their thin
 // gemms; with more filters per channel the gemms win, LeNet's 20 filters on 1 channel by 2x).
@@ -555,8 +611,9 @@ template <typename T>
 void conv2d_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* out) {
   if (g.N == 0 || g.K == 0) return;
   if (use_direct(g, false)) forward_depthwise(g, x, w, bias, out);
-  else if (const int64_t nb = images_per_tile<T>(g); nb > 1) forward_batched(g, x, w, bias, out, nb);
   else if (forward_transposed<T>(g)) forward_implicit(g, x, w, bias, out);
+  else if (forward_implicit_channels<T>(g)) forward_implicit_pixels(g, x, w, bias, out, images_per_tile<T>(g));
+  else if (const int64_t nb = images_per_tile<T>(g); nb > 1) forward_batched(g, x, w, bias, out, nb);
   else forward_gemm(g, x, w, bias, out);
 }
 
@@ -599,9 +656,10 @@ void conv_transpose2d_backward(const ConvGeometry& g, const T* grad_out, const T
   if (grad_b) channel_sums(grad_out, g.N, g.C, g.HW(), grad_b);
 }
 
-void conv_set_tuning(int64_t tile_kb, int dot, int direct, int transposed, int padded) {
+void conv_set_tuning(int64_t tile_kb, int dot, int direct, int transposed, int padded, int implicit) {
   g_cols_bytes = (tile_kb > 0 ? tile_kb : kDefaultTileKB) * 1024;
   g_force_dot = dot, g_force_direct = direct, g_force_transposed = transposed, g_force_padded = padded;
+  g_force_implicit = implicit;
 }
 
 #define PYDL_CONV_INSTANTIATE(T)                                                                                   \

@@ -184,37 +184,49 @@ void split_row(const T* x, int64_t W, int64_t S, int64_t P, T* dst, int64_t ld, 
     zero(dst + hi, Wq - hi);
     return;
   }
-  int64_t q0 = 0, q1 = 0;  // [q0, q1): by vectors, 16 columns of every phase from 16 * S of x
 #if defined(__AVX512F__)
   if constexpr (std::is_same_v<T, float>) {
-    if (S == 2 || S == 4) {  // ResNet's downsampling layers, AlexNet's first layer
-      const int64_t qb = std::min(Wq, W + P >= S ? (W + P - S) / S + 1 : 0);  // all S phases inside below qb
-      q0 = (P + S - 1) / S;
-      q1 = q0 + std::max<int64_t>(0, qb - q0) / 16 * 16;
+    // ResNet's downsampling layers, AlexNet's first layer: the row zero-padded into a buffer
+    // first, so that every phase is written by whole vectors (16 columns of each phase from
+    // 16 * S of the row) whatever the row's width: only the interior of wide rows used to be
+    // (a 32-wide stride-2 row was all scalar: 26% of its layer's forward, measured).
+    constexpr int64_t kRow = 2048;
+    const int64_t span = (Wq + 15) / 16 * 16 * S;  // row elements the vectors read
+    if ((S == 2 || S == 4) && span <= kRow) {
+      alignas(64) float row[kRow];  // row[i] = x[i - P], 0 outside [0, W)
+      if (P >= span) {
+        zero(row, span);
+      } else {
+        const int64_t n = std::min(W, span - P);
+        zero(row, P);
+        copy(row + P, x, n);
+        zero(row + P + n, span - P - n);
+      }
       const __m512i every2 = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
       const __m512i every4 = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28);
-      for (int64_t q = q0; q < q1; q += 16) {
-        const float* src = x + q * S - P;
-        const __m512 a = _mm512_loadu_ps(src), b = _mm512_loadu_ps(src + 16);
+      for (int64_t q = 0; q < Wq; q += 16) {
+        const float* src = row + q * S;
+        const __mmask16 keep = __mmask16(Wq - q >= 16 ? 0xFFFF : (1u << (Wq - q)) - 1);
+        const __m512 a = _mm512_load_ps(src), b = _mm512_load_ps(src + 16);
         if (S == 2) {
           for (int r = 0; r < 2; ++r)
-            _mm512_storeu_ps(dst + r * ld + q, _mm512_permutex2var_ps(a, _mm512_add_epi32(every2, _mm512_set1_epi32(r)), b));
+            _mm512_mask_storeu_ps(dst + r * ld + q, keep,
+                                  _mm512_permutex2var_ps(a, _mm512_add_epi32(every2, _mm512_set1_epi32(r)), b));
           continue;
         }
-        const __m512 c = _mm512_loadu_ps(src + 32), d = _mm512_loadu_ps(src + 48);
+        const __m512 c = _mm512_load_ps(src + 32), d = _mm512_load_ps(src + 48);
         for (int r = 0; r < 4; ++r) {
           const __m512i idx = _mm512_add_epi32(every4, _mm512_set1_epi32(r));
           const __m512 ab = _mm512_permutex2var_ps(a, idx, b), cd = _mm512_permutex2var_ps(c, idx, d);
-          _mm512_storeu_ps(dst + r * ld + q, _mm512_shuffle_f32x4(ab, cd, 0x44));  // ab's 8, then cd's
+          _mm512_mask_storeu_ps(dst + r * ld + q, keep, _mm512_shuffle_f32x4(ab, cd, 0x44));  // ab's 8, then cd's
         }
       }
+      return;
     }
   }
 #endif
   for (int64_t r = 0; r < S; ++r)
     for (int64_t q = 0; q < Wq; ++q) {
-      if (q == q0) q = q1;
-      if (q >= Wq) break;
       const int64_t iw = q * S + r - P;
       dst[r * ld + q] = iw >= 0 && iw < W ? x[iw] : T(0);
     }
@@ -416,6 +428,59 @@ void pack_columns_by_tap(const void* ctx, int64_t i0, int64_t mc, int64_t p0, in
   }
 }
 
+// pack_pixels: each packed panel row is one tap of nr consecutive pixels, which run along
+// output rows: a row's pixels are contiguous in the plane, so a panel row is a few runs
+// (one per output row, image by image) of it. The runs depend on the panel, not on the tap:
+// they are found once per panel, then every tap is one masked load per run (float32 on
+// AVX-512, 16 lanes at a time; elsewhere one element at a time through the pixel offsets).
+template <typename T>
+void pack_pixels(const void* ctx, int64_t j0, int64_t nc, int64_t p0, int64_t kc, int64_t nr, T* packed) {
+  const ImplicitPixels<T>& px = *static_cast<const ImplicitPixels<T>*>(ctx);
+  const int64_t* taps = px.taps + p0;
+  // where pixel j of the tile starts in the planes (its tap 0)
+  const auto offset = [&](int64_t j) {
+    const int64_t i = j / px.OHW, q = j % px.OHW;
+    return i * px.stride + q / px.OW * px.Wq + q % px.OW;
+  };
+  for (int64_t jr = 0; jr < nc; jr += nr, packed += kc * nr) {
+    const int64_t n = std::min(nr, nc - jr);
+#if defined(__AVX512F__)
+    if constexpr (std::is_same_v<T, float>) {
+      if (nr % 16 == 0) {
+        for (int64_t h = 0; h < nr; h += 16) {  // 16 lanes of the panel: their runs
+          int64_t starts[16];  // plane offset of the run's first pixel, minus its lane
+          __mmask16 masks[16];
+          int runs = 0;
+          for (int64_t l = h; l < std::min(n, h + 16);) {
+            const int64_t j = j0 + jr + l, q = j % px.OHW;
+            const int64_t len = std::min({px.OW - q % px.OW, n - l, h + 16 - l});  // to the row's end
+            starts[runs] = offset(j) - (l - h);
+            masks[runs++] = __mmask16(((1u << len) - 1) << (l - h));
+            l += len;
+          }
+          for (int64_t p = 0; p < kc; ++p) {
+            const float* base = px.planes + taps[p];
+            __m512 v = _mm512_setzero_ps();
+            for (int r = 0; r < runs; ++r) v = _mm512_mask_loadu_ps(v, masks[r], base + starts[r]);
+            _mm512_storeu_ps(packed + p * nr + h, v);
+          }
+        }
+        continue;
+      }
+    }
+#endif
+    int64_t off[64];  // nr <= 64 on every ISA (gemm's NR)
+    for (int64_t l = 0; l < n; ++l) off[l] = offset(j0 + jr + l);
+    for (int64_t p = 0; p < kc; ++p) {
+      const T* base = px.planes + taps[p];
+      T* d = packed + p * nr;
+      int64_t l = 0;
+      for (; l < n; ++l) d[l] = base[off[l]];
+      for (; l < nr; ++l) d[l] = T(0);
+    }
+  }
+}
+
 template <typename T>
 void copy_bias(const T* src, int64_t rows, int64_t n, int64_t lds, const T* bias, T* dst, int64_t ldd) {
   using V = Vec<T>;
@@ -504,7 +569,7 @@ template <typename T>
 constexpr ConvLoops<T> loops() {
   return {&im2col<T>, &col2im<T>, &depthwise_forward<T>, &depthwise_backward<T>, &transpose_bias<T>, &copy_bias<T>,
           &dot_rows<T>, &sum<T>, &implicit_columns<T>, &pack_columns<T>,
-          &pack_columns_by_tap<T>};
+          &pack_columns_by_tap<T>, &pack_pixels<T>};
 }
 
 }  // namespace

@@ -131,7 +131,7 @@ def test_every_isa_path_matches_reference(path, dtype, x_shape, w_shape, kw, isa
 # the weight gradient by dot products or by the gemm, channel- or pixel-major forward gemms,
 # zero-padded or ragged register tiles, direct or gemm depthwise loops.
 PATHS = [dict(tile_kb=1), dict(dot=1), dict(dot=0), dict(transposed=1), dict(transposed=0, padded=0),
-         dict(padded=1), dict(direct=0), dict(direct=1)]
+         dict(padded=1), dict(direct=0), dict(direct=1), dict(implicit=0), dict(implicit=1)]
 
 
 @pytest.fixture

@@ -100,6 +100,19 @@ struct ImplicitColumns {
   const int64_t* taps;  // (CKK): where each column row starts in plane
 };
 
+// Several images' columns as the B operand of a channel-major implicit GEMM, cols (CKK,
+// nb * OHW): the gemm packs its panels straight from the images' WidePlanes (pack_pixels),
+// with the pixels numbered exactly (nothing computed past a row): pixel j of the tile is
+// pixel (oh, ow) of image i = j / OHW, and
+//   cols[(c, kh, kw), j] = plane_i[tap(c, kh, kw) + oh * Wq + ow].
+template <typename T>
+struct ImplicitPixels {
+  const T* planes;      // nb WidePlanes, `stride` elements apart
+  int64_t stride;
+  const int64_t* taps;  // (CKK)
+  int64_t OW, OHW, Wq;
+};
+
 // The loops that touch every element, compiled once per ISA. Rows [oh0, oh1) of the
 // output form one tile; `x` points at the first channel of one image and group.
 template <typename T>
@@ -139,6 +152,8 @@ struct ConvLoops {
   // ... and of the columns themselves: taps [i0, i0 + mc) x pixels [p0, p0 + kc).
   void (*pack_columns_by_tap)(const void* ctx, int64_t i0, int64_t mc, int64_t p0, int64_t kc, int64_t mr,
                               T* packed);
+  // The GemmPackB packer of an ImplicitPixels (ctx): taps [p0, p0 + kc) x pixels [j0, j0 + nc).
+  void (*pack_pixels)(const void* ctx, int64_t j0, int64_t nc, int64_t p0, int64_t kc, int64_t nr, T* packed);
 };
 
 struct ConvKernels {
@@ -173,7 +188,8 @@ void conv_transpose2d_backward(const ConvGeometry& g, const T* grad_out, const T
 
 // Forces the drivers' choices (tests and tuning only; pydl._C._conv_tuning): column-tile
 // budget in KiB (0: the default), and for each switch -1 (automatic), 0 or 1: weight
-// gradient by dot products, direct depthwise loops, pixel-major forward, zero-padded tiles.
-void conv_set_tuning(int64_t tile_kb, int dot, int direct, int transposed, int padded);
+// gradient by dot products, direct depthwise loops, pixel-major forward, zero-padded tiles,
+// channel-major forward as an implicit GEMM (else over materialised columns).
+void conv_set_tuning(int64_t tile_kb, int dot, int direct, int transposed, int padded, int implicit);
 
 }  // namespace pydl
