@@ -507,6 +507,12 @@ void backward_batched(const ConvGeometry& g, const T* grad_out, const T* x, cons
   const int force_dot = g_force_dot.load();
   const bool dot = force_dot >= 0 ? force_dot == 1 : 1.0 / Kg + 1.0 / CKK > 0.03;
   const int64_t wsize = g.G * CKK * Kg;
+  // The weight gradient of deep layers as an implicit GEMM, as their forward pass: the
+  // columns packed by the gemm straight from the images' WidePlanes, transposed
+  // (pack_pixels_by_tap), never materialised.
+  const bool implicit = grad_w && !dot && forward_implicit_channels<T>(g);
+  const WidePlane wp(g);
+  const int64_t psize = wp.size(g);
   // One (G, Kg, CKK) sum per thread, in grad_w's own layout: added up in thread order at the
   // end without a transpose (a strided one of up to 9 MiB cost as much as the product).
   std::vector<T> gw(grad_w ? size_t(s.outer * wsize) : 0, T(0));
@@ -514,9 +520,11 @@ void backward_batched(const ConvGeometry& g, const T* grad_out, const T* x, cons
 #pragma omp parallel num_threads(s.outer) if (s.outer > 1)
   {
     const int me = s.outer > 1 ? omp_get_thread_num() : 0;
-    T* cols = thread_scratch<T, 0>(size_t(CKK * nb * OHW));
+    T* cols = grad_x || !implicit ? thread_scratch<T, 0>(size_t(CKK * nb * OHW)) : nullptr;
     T* scratch = thread_scratch<T, 1>(size_t(conv_scratch_size(g, g.OH)));
     T* gob = thread_scratch<T, 2>(size_t(Kg * nb * OHW));
+    T* planes = implicit ? thread_scratch<T, 3>(size_t(nb * psize)) : nullptr;
+    int64_t* taps = implicit ? thread_scratch<int64_t, 0>(size_t(CKK)) : nullptr;
 #pragma omp for schedule(static)
     for (int64_t task = 0; task < tasks; ++task) {
       const int64_t n0 = task * nb, nn = std::min(g.N, n0 + nb) - n0, cn = nn * OHW;
@@ -529,11 +537,19 @@ void backward_batched(const ConvGeometry& g, const T* grad_out, const T* x, cons
             if (grad_b) plane_sums[(n0 + j) * g.K + gi * Kg + k] += L.sum(go, OHW);
           }
         if (grad_w) {
-          for (int64_t j = 0; j < nn; ++j)
-            L.im2col(g, x + ((n0 + j) * g.C + gi * Cg) * HW, 0, g.OH, cols + j * OHW, cn, scratch);
           T* acc = gw.data() + me * wsize + gi * Kg * CKK;  // (Kg, CKK) += gob @ cols^T
-          if (dot) L.dot_rows(Kg, CKK, cn, gob, cn, cols, cn, acc, CKK);
-          else run_gemm(GemmArgs<T>{Kg, CKK, cn, gob, cn, 1, cols, 1, cn, acc, CKK, T(1), T(1), s.inner});
+          if (implicit) {
+            for (int64_t j = 0; j < nn; ++j)
+              L.implicit_columns(g, x + ((n0 + j) * g.C + gi * Cg) * HW, planes + j * psize, taps);
+            const ImplicitPixels<T> px{planes, psize, taps, g.OW, OHW, wp.Wq};
+            run_gemm(GemmArgs<T>{Kg, CKK, cn, gob, cn, 1, nullptr, 0, 0, acc, CKK, T(1), T(1), s.inner},
+                     GemmPackB<T>{L.pack_pixels_by_tap, &px});
+          } else {
+            for (int64_t j = 0; j < nn; ++j)
+              L.im2col(g, x + ((n0 + j) * g.C + gi * Cg) * HW, 0, g.OH, cols + j * OHW, cn, scratch);
+            if (dot) L.dot_rows(Kg, CKK, cn, gob, cn, cols, cn, acc, CKK);
+            else run_gemm(GemmArgs<T>{Kg, CKK, cn, gob, cn, 1, cols, 1, cn, acc, CKK, T(1), T(1), s.inner});
+          }
         }
         if (grad_x) {
           run_gemm(GemmArgs<T>{CKK, cn, Kg, w + gi * Kg * CKK, 1, CKK, gob, cn, 1, cols, cn, T(1), T(0), s.inner});
@@ -596,6 +612,14 @@ void forward_implicit_pixels(const ConvGeometry& g, const T* x, const T* w, cons
   if (failure) std::rethrow_exception(failure);
 }
 
+// The backward pass of the deep layers whose forward is channel-major implicit (and whose
+// image fits one column tile) runs one image per task through backward_batched, for its
+// implicit weight gradient.
+template <typename T>
+bool backward_whole_images(const ConvGeometry& g) {
+  return forward_implicit_channels<T>(g) && !forward_transposed<T>(g) && tile_rows<T>(g) >= g.OH;
+}
+
 // Depthwise convolutions (one input channel per group) run the direct loops: forward up to
 // 8 filters per channel, backward for one (measured at 56x56: 2-5x faster than their thin
 // gemms; with more filters per channel the gemms win, LeNet's 20 filters on 1 channel by 2x).
@@ -631,7 +655,7 @@ void conv2d_backward(const ConvGeometry& g, const T* grad_out, const T* x, const
   }
   if (use_direct(g, true)) backward_depthwise(g, grad_out, x, w, grad_x, grad_w);
   else if (!(grad_x || grad_w)) return;
-  else if (const int64_t nb = images_per_tile<T>(g); nb > 1)
+  else if (const int64_t nb = images_per_tile<T>(g); nb > 1 || backward_whole_images<T>(g))
     backward_batched(g, grad_out, x, w, grad_x, grad_w, grad_b, nb);
   else backward_gemm(g, grad_out, x, w, grad_x, grad_w, grad_b);
 }

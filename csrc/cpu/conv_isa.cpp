@@ -428,55 +428,104 @@ void pack_columns_by_tap(const void* ctx, int64_t i0, int64_t mc, int64_t p0, in
   }
 }
 
-// pack_pixels: each packed panel row is one tap of nr consecutive pixels, which run along
-// output rows: a row's pixels are contiguous in the plane, so a panel row is a few runs
-// (one per output row, image by image) of it. The runs depend on the panel, not on the tap:
-// they are found once per panel, then every tap is one masked load per run (float32 on
-// AVX-512, 16 lanes at a time; elsewhere one element at a time through the pixel offsets).
+// Where pixel j of an ImplicitPixels tile starts in its planes (its tap 0).
+template <typename T>
+int64_t pixel_offset(const ImplicitPixels<T>& px, int64_t j) {
+  const int64_t i = j / px.OHW, q = j % px.OHW;
+  return i * px.stride + q / px.OW * px.Wq + q % px.OW;
+}
+
+#if defined(__AVX512F__)
+// Pixels [j, j + count) (count <= 16) as runs along output rows, each contiguous in the
+// planes: lane mask and plane offset of lane 0 (the run's first pixel minus its lane), so
+// that one masked load per run reads a tap of all of them. Returns the number of runs.
+inline int pixel_runs(const ImplicitPixels<float>& px, int64_t j, int64_t count, int64_t* starts, __mmask16* masks) {
+  int runs = 0;
+  for (int64_t l = 0; l < count;) {
+    const int64_t len = std::min(px.OW - (j + l) % px.OHW % px.OW, count - l);  // to the row's end
+    starts[runs] = pixel_offset(px, j + l) - l;
+    masks[runs++] = __mmask16(((1u << len) - 1) << l);
+    l += len;
+  }
+  return runs;
+}
+inline __m512 load_runs(const float* base, int runs, const int64_t* starts, const __mmask16* masks) {
+  __m512 v = _mm512_setzero_ps();
+  for (int r = 0; r < runs; ++r) v = _mm512_mask_loadu_ps(v, masks[r], base + starts[r]);
+  return v;
+}
+#endif
+
+// pack_pixels: each packed panel row is one tap of nr consecutive pixels, a few runs of the
+// planes (pixel_runs), found once per panel: every tap is then one masked load per run
+// (float32 on AVX-512, 16 lanes at a time; elsewhere element by element through the offsets).
 template <typename T>
 void pack_pixels(const void* ctx, int64_t j0, int64_t nc, int64_t p0, int64_t kc, int64_t nr, T* packed) {
   const ImplicitPixels<T>& px = *static_cast<const ImplicitPixels<T>*>(ctx);
   const int64_t* taps = px.taps + p0;
-  // where pixel j of the tile starts in the planes (its tap 0)
-  const auto offset = [&](int64_t j) {
-    const int64_t i = j / px.OHW, q = j % px.OHW;
-    return i * px.stride + q / px.OW * px.Wq + q % px.OW;
-  };
   for (int64_t jr = 0; jr < nc; jr += nr, packed += kc * nr) {
     const int64_t n = std::min(nr, nc - jr);
 #if defined(__AVX512F__)
     if constexpr (std::is_same_v<T, float>) {
       if (nr % 16 == 0) {
-        for (int64_t h = 0; h < nr; h += 16) {  // 16 lanes of the panel: their runs
-          int64_t starts[16];  // plane offset of the run's first pixel, minus its lane
+        for (int64_t h = 0; h < nr; h += 16) {
+          int64_t starts[16];
           __mmask16 masks[16];
-          int runs = 0;
-          for (int64_t l = h; l < std::min(n, h + 16);) {
-            const int64_t j = j0 + jr + l, q = j % px.OHW;
-            const int64_t len = std::min({px.OW - q % px.OW, n - l, h + 16 - l});  // to the row's end
-            starts[runs] = offset(j) - (l - h);
-            masks[runs++] = __mmask16(((1u << len) - 1) << (l - h));
-            l += len;
-          }
-          for (int64_t p = 0; p < kc; ++p) {
-            const float* base = px.planes + taps[p];
-            __m512 v = _mm512_setzero_ps();
-            for (int r = 0; r < runs; ++r) v = _mm512_mask_loadu_ps(v, masks[r], base + starts[r]);
-            _mm512_storeu_ps(packed + p * nr + h, v);
-          }
+          const int runs = pixel_runs(px, j0 + jr + h, std::clamp<int64_t>(n - h, 0, 16), starts, masks);
+          for (int64_t p = 0; p < kc; ++p)
+            _mm512_storeu_ps(packed + p * nr + h, load_runs(px.planes + taps[p], runs, starts, masks));
         }
         continue;
       }
     }
 #endif
     int64_t off[64];  // nr <= 64 on every ISA (gemm's NR)
-    for (int64_t l = 0; l < n; ++l) off[l] = offset(j0 + jr + l);
+    for (int64_t l = 0; l < n; ++l) off[l] = pixel_offset(px, j0 + jr + l);
     for (int64_t p = 0; p < kc; ++p) {
       const T* base = px.planes + taps[p];
       T* d = packed + p * nr;
       int64_t l = 0;
       for (; l < n; ++l) d[l] = base[off[l]];
       for (; l < nr; ++l) d[l] = T(0);
+    }
+  }
+}
+
+// pack_pixels_by_tap: the same columns transposed, cols^T (pixels, CKK) as a B operand (a
+// weight gradient's): each packed panel row is one pixel of nr taps -- 16 taps of 16 pixels
+// loaded by runs as above, then transposed in registers (float32 on AVX-512).
+template <typename T>
+void pack_pixels_by_tap(const void* ctx, int64_t j0, int64_t nc, int64_t p0, int64_t kc, int64_t nr, T* packed) {
+  const ImplicitPixels<T>& px = *static_cast<const ImplicitPixels<T>*>(ctx);
+  for (int64_t jr = 0; jr < nc; jr += nr, packed += kc * nr) {
+    const int64_t n = std::min(nr, nc - jr);
+    const int64_t* taps = px.taps + j0 + jr;
+#if defined(__AVX512F__)
+    if constexpr (std::is_same_v<T, float>) {
+      if (nr % 16 == 0) {
+        for (int64_t q0 = 0; q0 < kc; q0 += 16) {
+          const int64_t m = std::min<int64_t>(16, kc - q0);
+          int64_t starts[16];
+          __mmask16 masks[16];
+          const int runs = pixel_runs(px, p0 + q0, m, starts, masks);
+          for (int64_t h = 0; h < nr; h += 16) {
+            __m512 r[16];
+            for (int t = 0; t < 16; ++t)
+              r[t] = h + t < n ? load_runs(px.planes + taps[h + t], runs, starts, masks) : _mm512_setzero_ps();
+            simd::transpose16(r);  // r[q]: pixel p0 + q0 + q of taps h .. h + 15
+            for (int64_t q = 0; q < m; ++q) _mm512_storeu_ps(packed + (q0 + q) * nr + h, r[q]);
+          }
+        }
+        continue;
+      }
+    }
+#endif
+    for (int64_t p = 0; p < kc; ++p) {
+      const T* base = px.planes + pixel_offset(px, p0 + p);
+      T* d = packed + p * nr;
+      int64_t t = 0;
+      for (; t < n; ++t) d[t] = base[taps[t]];
+      for (; t < nr; ++t) d[t] = T(0);
     }
   }
 }
@@ -569,7 +618,7 @@ template <typename T>
 constexpr ConvLoops<T> loops() {
   return {&im2col<T>, &col2im<T>, &depthwise_forward<T>, &depthwise_backward<T>, &transpose_bias<T>, &copy_bias<T>,
           &dot_rows<T>, &sum<T>, &implicit_columns<T>, &pack_columns<T>,
-          &pack_columns_by_tap<T>, &pack_pixels<T>};
+          &pack_columns_by_tap<T>, &pack_pixels<T>, &pack_pixels_by_tap<T>};
 }
 
 }  // namespace

@@ -154,6 +154,9 @@ struct ConvLoops {
                               T* packed);
   // The GemmPackB packer of an ImplicitPixels (ctx): taps [p0, p0 + kc) x pixels [j0, j0 + nc).
   void (*pack_pixels)(const void* ctx, int64_t j0, int64_t nc, int64_t p0, int64_t kc, int64_t nr, T* packed);
+  // ... and of the columns transposed, cols^T: pixels [p0, p0 + kc) x taps [j0, j0 + nc).
+  void (*pack_pixels_by_tap)(const void* ctx, int64_t j0, int64_t nc, int64_t p0, int64_t kc, int64_t nr,
+                             T* packed);
 };
 
 struct ConvKernels {
