@@ -51,6 +51,8 @@ CONV_CASES = [
     pytest.param((5, 32, 8, 8), (16, 32, 3, 3), dict(padding=1), id="images-per-tile"),
     pytest.param((5, 32, 8, 8), (24, 16, 3, 3), dict(stride=2, padding=1, groups=2), id="images-per-tile-s2-groups2"),
     pytest.param((3, 128, 7, 8), (8, 128, 1, 1), dict(stride=2), id="images-per-tile-1x1-stride2"),
+    # Weights of 4.5 MiB and more: their gradient as one product per chunk of images.
+    pytest.param((3, 256, 4, 4), (512, 256, 3, 3), dict(padding=1), id="large-weights"),
     # Deep layers on large images: implicit GEMM (the columns packed straight from the padded,
     # phase-split image), three images on two threads splitting each gemm.
     pytest.param((3, 16, 48, 48), (64, 16, 3, 3), dict(padding=1), id="implicit-gemm"),
@@ -145,7 +147,7 @@ def conv_path():
 @pytest.mark.parametrize("cfg", PATHS, ids=[",".join(f"{k}={v}" for k, v in c.items()) for c in PATHS])
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("x_shape,w_shape,kw",
-                         [CONV_CASES[i] for i in (1, 3, 8, 9, 10, 11, 13, 20, 25, 29, 30, 31, 33, 34, 37)])
+                         [CONV_CASES[i] for i in (1, 3, 8, 9, 10, 11, 13, 20, 25, 29, 30, 31, 33, 34, 35, 38)])
 def test_every_cpu_algorithm_matches_reference(cfg, dtype, x_shape, w_shape, kw, conv_path, rng):
     conv_path(cfg)
     check_conv("cpu", dtype, x_shape, w_shape, kw, rng)
