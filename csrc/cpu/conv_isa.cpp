@@ -98,8 +98,38 @@ struct TileSource {
 // the padding is and are zeroed.
 inline bool flat_rows(const ConvGeometry& g) { return g.SW == 1 && g.SH == 1 && g.OW == g.W; }
 
+// A 1x1 kernel reads one pixel per output pixel (a strided one: ResNet's shortcuts): its
+// columns are the image subsampled, gathered row by row straight from the image (the
+// phase split below would write every phase and row for the one it reads: it was a third
+// of such a layer's forward, measured). col2im is the matching scatter (no two output
+// pixels read the same input pixel).
+template <typename T, bool kScatter>
+void pointwise_columns(const ConvGeometry& g, T* x, int64_t oh0, int64_t oh1, T* cols, int64_t ld) {
+  const int64_t OW = g.OW;
+  int64_t lo, hi;
+  valid_columns(-g.PW, g.SW, g.W, OW, lo, hi);
+  for (int64_t c = 0; c < g.Cg(); ++c)
+    for (int64_t oh = oh0; oh < oh1; ++oh) {
+      T* dst = cols + c * ld + (oh - oh0) * OW;
+      const int64_t ih = oh * g.SH - g.PH;
+      if (ih < 0 || ih >= g.H) {
+        if constexpr (!kScatter) zero(dst, OW);
+        continue;
+      }
+      T* row = x + (c * g.H + ih) * g.W - g.PW;
+      if constexpr (kScatter) {
+        for (int64_t ow = lo; ow < hi; ++ow) row[ow * g.SW] += dst[ow];
+      } else {
+        zero(dst, lo);
+        for (int64_t ow = lo; ow < hi; ++ow) dst[ow] = row[ow * g.SW];
+        zero(dst + hi, OW - hi);
+      }
+    }
+}
+
 template <typename T>
 void im2col(const ConvGeometry& g, const T* x, int64_t oh0, int64_t oh1, T* cols, int64_t ld, T* scratch) {
+  if (g.KH == 1 && g.KW == 1) return pointwise_columns<T, false>(g, const_cast<T*>(x), oh0, oh1, cols, ld);
   const int64_t OW = g.OW;
   const TileSource<T> src(g, x, oh0, oh1, scratch);
   if (g.SW > 1) src.split(x, g.Cg());
@@ -139,6 +169,7 @@ void im2col(const ConvGeometry& g, const T* x, int64_t oh0, int64_t oh1, T* cols
 
 template <typename T>
 void col2im(const ConvGeometry& g, T* cols, int64_t ld, int64_t oh0, int64_t oh1, T* x, T* scratch) {
+  if (g.KH == 1 && g.KW == 1) return pointwise_columns<T, true>(g, x, oh0, oh1, cols, ld);
   const int64_t OW = g.OW;
   const TileSource<T> dst_rows(g, x, oh0, oh1, scratch);
   if (g.SW > 1) zero(scratch, g.Cg() * g.SW * dst_rows.rows * dst_rows.Wq);
