@@ -121,7 +121,7 @@ def test_conv2d_without_bias(backend, x_shape, w_shape, kw, rng):
 
 @pytest.mark.parametrize("path", isa_paths())
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
-@pytest.mark.parametrize("x_shape,w_shape,kw", [CONV_CASES[i] for i in (1, 4, 9, 12, 20, 25, 35, 36)])
+@pytest.mark.parametrize("x_shape,w_shape,kw", [CONV_CASES[i] for i in (1, 4, 9, 12, 20, 25, 32, 33, 35, 36, 37)])
 def test_every_isa_path_matches_reference(path, dtype, x_shape, w_shape, kw, isa, rng):
     isa(path)
     check_conv("cpu", dtype, x_shape, w_shape, kw, rng)
