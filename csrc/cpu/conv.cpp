@@ -54,7 +54,7 @@
 // computed aside when it is transposed or padded (Kg x tileN); for strided convs the
 // column phases of the input rows a tile reads (conv_scratch_size); for depthwise convs
 // depthwise_scratch_size; with several images per tile, cols spans them (CKK x nb*OHW,
-// within the same budget) plus one image's columns and the tile's (Kg, nb*OHW) products.
+// within the same budget) and the tile's (Kg, nb*OHW) products.
 // Per call: the weight gradient's (G, CKK, Kg) sum per thread, an (N, K) table of bias sums,
 // and transposed / padded copies of the weights.
 //
@@ -87,7 +87,8 @@ constexpr int64_t kGrain = int64_t(1) << 23;
 constexpr int64_t kDefaultTileKB = 8192;
 std::atomic<int64_t> g_cols_bytes{kDefaultTileKB * 1024};
 int64_t cols_bytes() { return g_cols_bytes.load(std::memory_order_relaxed); }
-std::atomic<int> g_force_dot{-1}, g_force_direct{-1}, g_force_transposed{-1}, g_force_padded{-1}, g_force_unpacked{-1};
+std::atomic<int> g_force_dot{-1}, g_force_direct{-1}, g_force_transposed{-1}, g_force_padded{-1},
+    g_force_implicit{-1}, g_force_unpacked{-1};
 
 template <typename T>
 void run_gemm(const GemmArgs<T>& g) {
@@ -98,6 +99,11 @@ template <typename T>
 void run_gemm(const GemmArgs<T>& g, const GemmPackA<T>& a) {
   if constexpr (std::is_same_v<T, float>) pick_gemm_kernels().f32_pack_a(g, a);
   else pick_gemm_kernels().f64_pack_a(g, a);
+}
+template <typename T>
+void run_gemm(const GemmArgs<T>& g, const GemmPackB<T>& b) {
+  if constexpr (std::is_same_v<T, float>) pick_gemm_kernels().f32_pack_b(g, b);
+  else pick_gemm_kernels().f64_pack_b(g, b);
 }
 
 // Output rows per tile: as many as fit the column-buffer budget, at least one.
@@ -173,6 +179,17 @@ bool forward_transposed(const ConvGeometry& g) {
   const bool strided = g.SH > 1 || g.SW > 1;
   return round_up(Kg, nr) < round_up(Kg, mr) && g.CKK() >= kTransposedMinDepth &&
          g.OHW() >= (strided ? kTransposedMinPixelsStrided : kTransposedMinPixels);
+}
+
+// The channel-major forward of deep layers (the rest of forward_transposed's) runs as an
+// implicit GEMM (forward_implicit_pixels) instead of over materialised columns.
+template <typename T>
+bool forward_implicit_channels(const ConvGeometry& g) {
+  const int force = g_force_implicit.load();
+  if (force >= 0) return force == 1;
+  // (1x1 kernels read one pixel per tap: building the stride phases of their planes cost
+  // more than it saved -- ResNet-18's strided 1x1 shortcuts 0.55 -> 0.67 ms, measured)
+  return g.KH * g.KW > 1 && g.CKK() >= kTransposedMinDepth;
 }
 
 // W_g^T per group: (G, CKK, Kg)
@@ -329,7 +346,7 @@ void forward_gemm(const ConvGeometry& g, const T* x, const T* w, const T* bias, 
       const T* B = xg + oh0 * OW;  // the columns (CKK, tileN), row stride ld
       int64_t ld = g.HW();
       if (!pointwise) {
-        L.im2col(g, xg, oh0, oh1, cols, scratch);
+        L.im2col(g, xg, oh0, oh1, cols, tileN, scratch);
         B = cols, ld = tileN;
       }
       const T* bg = bias ? bias + gi * Kg : nullptr;
@@ -458,7 +475,7 @@ void backward_gemm(const ConvGeometry& g, const T* grad_out, const T* x, const T
             const T* A = xg + oh0 * OW;  // (CKK, tileN)
             int64_t rs_a = HW;
             if (!pointwise) {
-              L.im2col(g, xg, oh0, oh1, cols, scratch);
+              L.im2col(g, xg, oh0, oh1, cols, tileN, scratch);
               A = cols, rs_a = tileN;
             }
             // gwT_g (CKK, Kg) += cols @ go^T
@@ -474,7 +491,7 @@ void backward_gemm(const ConvGeometry& g, const T* grad_out, const T* x, const T
               run_gemm(GemmArgs<T>{CKK, tileN, Kg, wg, 1, CKK, go, OHW, 1, gx + oh0 * OW, HW, T(1), T(0), s.inner});
             } else {
               run_gemm(GemmArgs<T>{Mx, tileN, Kg, wg, 1, ldw, go, OHW, 1, cols, tileN, T(1), T(0), s.inner});
-              L.col2im(g, cols, oh0, oh1, gx, scratch);
+              L.col2im(g, cols, tileN, oh0, oh1, gx, scratch);
             }
           }
         }
@@ -516,13 +533,10 @@ int64_t images_per_tile(const ConvGeometry& g) {
   return std::clamp<int64_t>(std::min((kMinBatchedCols + OHW - 1) / OHW, fit), 1, g.N);
 }
 
-// cols (CKK, ld) at column j * OHW <- one image's columns (CKK, OHW) in `one`.
-template <typename T>
-void place_columns(const T* one, int64_t CKK, int64_t OHW, T* cols, int64_t ld, int64_t j) {
-  for (int64_t r = 0; r < CKK; ++r) std::memcpy(cols + r * ld + j * OHW, one + r * OHW, size_t(OHW) * sizeof(T));
-}
-
-// Workspace per thread: cols (CKK, nb * OHW), one image's columns, the (nb * OHW, Kg) tile.
+// Each image's columns are written (im2col) and read back (col2im) in place, at column
+// j * OHW of the tile's (CKK, nb * OHW): no staging copy per image (it cost 11-12% of
+// LeNet's second conv, measured).
+// Workspace per thread: cols (CKK, nb * OHW), the (nb * OHW, Kg) tile.
 template <typename T>
 void forward_batched(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* out, int64_t nb) {
   const ConvLoops<T>& L = conv_loops<T>();
@@ -541,12 +555,9 @@ void forward_batched(const ConvGeometry& g, const T* x, const T* w, const T* bia
     T* cols = thread_scratch<T, 0>(size_t(CKK * nb * OHW));
     T* scratch = thread_scratch<T, 1>(size_t(conv_scratch_size(g, g.OH)));
     T* aside = thread_scratch<T, 2>(size_t(nb * OHW * Kg));  // (cn, Kg) transposed, else (Kg, cn)
-    T* one = thread_scratch<T, 3>(size_t(CKK * OHW));
     for (int64_t gi = 0; gi < g.G; ++gi) {
-      for (int64_t j = 0; j < nn; ++j) {
-        L.im2col(g, x + ((n0 + j) * g.C + gi * Cg) * HW, 0, g.OH, one, scratch);
-        place_columns(one, CKK, OHW, cols, cn, j);
-      }
+      for (int64_t j = 0; j < nn; ++j)
+        L.im2col(g, x + ((n0 + j) * g.C + gi * Cg) * HW, 0, g.OH, cols + j * OHW, cn, scratch);
       const T* bg = bias ? bias + gi * Kg : nullptr;
       if (transposed)
         run_gemm(GemmArgs<T>{cn, Kg, CKK, cols, 1, cn, wT.data() + gi * CKK * Kg, Kg, 1, aside, Kg, T(1), T(0),
@@ -562,8 +573,62 @@ void forward_batched(const ConvGeometry& g, const T* x, const T* w, const T* bia
   }
 }
 
-// Workspace per thread: cols (CKK, nb * OHW), one image's columns, grad_out of the tile
-// gathered (Kg, nb * OHW); per call as backward_gemm.
+// The weight gradient of deep channel-major layers with large weights as one implicit GEMM
+// per chunk of images, every thread splitting each product:
+//   grad_w_g (Kg, CKK) += go_chunk (Kg, nb * OHW) @ cols_chunk^T,
+// cols_chunk packed by the gemm straight from the chunk's WidePlanes, transposed
+// (pack_pixels_by_tap), never materialised. Not one sum per thread added up at the end as
+// below: the (Kg, CKK) sums of 512-channel layers are 9 MiB each, and two threads streaming
+// theirs through memory at once cost ~20% of the backward pass (ResNet-18's 4x4x512 layer,
+// batch 32, 2 threads: 13.8 -> 12.3 ms; at 8x8x256, 2.3 MiB of weights, even; with smaller
+// weights, larger images, slower: 16x16x128 12.1 -> 14.2 ms). Each entry is summed over the
+// images in one fixed order: the same result for any thread count.
+constexpr int64_t kChunkedWeightBytes = int64_t(4) << 20;
+// Workspace (calling thread): a chunk's WidePlanes and grad_out (Kg, nb * OHW), within the
+// column budget; CKK taps (twice: one per thread building planes).
+template <typename T>
+void weight_grad_chunks(const ConvGeometry& g, const T* grad_out, const T* x, T* grad_w) {
+  const ConvLoops<T>& L = conv_loops<T>();
+  const int64_t Kg = g.Kg(), Cg = g.Cg(), CKK = g.CKK(), OHW = g.OHW(), HW = g.HW();
+  const WidePlane wp(g);
+  const int64_t psize = wp.size(g);
+  const int64_t nb = std::clamp<int64_t>(cols_bytes() / int64_t(sizeof(T)) / (psize + Kg * OHW), 1, g.N);
+  T* planes = thread_scratch<T, 3>(size_t(nb * psize));
+  T* gob = thread_scratch<T, 4>(size_t(Kg * nb * OHW));  // (Kg, nn * OHW)
+  int64_t* taps = thread_scratch<int64_t, 0>(size_t(CKK));
+  const int t = threads_for(g.N * g.K * CKK * OHW, kGrain);
+  const int tc = threads_for(g.N * (psize + Kg * OHW), int64_t(1) << 18);  // copies: a memory grain
+  for (int64_t n0 = 0; n0 < g.N; n0 += nb) {
+    const int64_t nn = std::min(nb, g.N - n0), cn = nn * OHW;
+    for (int64_t gi = 0; gi < g.G; ++gi) {
+      L.implicit_columns(g, x + (n0 * g.C + gi * Cg) * HW, planes, taps);  // image 0 here: its taps are kept
+      std::exception_ptr failure;
+#pragma omp parallel for schedule(static) num_threads(tc) if (tc > 1)
+      for (int64_t j = 0; j < nn; ++j) {
+        try {
+          if (j > 0) {
+            int64_t* own_taps = thread_scratch<int64_t, 1>(size_t(CKK));  // the same values
+            L.implicit_columns(g, x + ((n0 + j) * g.C + gi * Cg) * HW, planes + j * psize, own_taps);
+          }
+          for (int64_t k = 0; k < Kg; ++k)
+            std::memcpy(gob + k * cn + j * OHW, grad_out + ((n0 + j) * g.K + gi * Kg + k) * OHW,
+                        size_t(OHW) * sizeof(T));
+        } catch (...) {
+#pragma omp critical(pydl_conv_failure)
+          if (!failure) failure = std::current_exception();
+        }
+      }
+      if (failure) std::rethrow_exception(failure);
+      const ImplicitPixels<T> px{planes, psize, taps, g.OW, OHW, wp.Wq};
+      run_gemm(GemmArgs<T>{Kg, CKK, cn, gob, cn, 1, nullptr, 0, 0, grad_w + gi * Kg * CKK, CKK, T(1),
+                           n0 == 0 ? T(0) : T(1), t},
+               GemmPackB<T>{L.pack_pixels_by_tap, &px});
+    }
+  }
+}
+
+// Workspace per thread: cols (CKK, nb * OHW), grad_out of the tile gathered (Kg, nb * OHW);
+// per call as backward_gemm.
 template <typename T>
 void backward_batched(const ConvGeometry& g, const T* grad_out, const T* x, const T* w, T* grad_x, T* grad_w,
                       T* grad_b, int64_t nb) {
@@ -575,6 +640,18 @@ void backward_batched(const ConvGeometry& g, const T* grad_out, const T* x, cons
   const int force_dot = g_force_dot.load();
   const bool dot = force_dot >= 0 ? force_dot == 1 : 1.0 / Kg + 1.0 / CKK > 0.03;
   const int64_t wsize = g.G * CKK * Kg;
+  // The weight gradient of deep layers as an implicit GEMM, as their forward pass: the
+  // columns packed by the gemm straight from the images' WidePlanes, transposed
+  // (pack_pixels_by_tap), never materialised; one product per task as below, or, for
+  // large weights, per chunk of images with the threads splitting it (weight_grad_chunks).
+  const bool implicit = grad_w && !dot && forward_implicit_channels<T>(g);
+  if (implicit && wsize * int64_t(sizeof(T)) >= kChunkedWeightBytes) {
+    weight_grad_chunks(g, grad_out, x, grad_w);
+    grad_w = nullptr;
+    if (!grad_x && !grad_b) return;
+  }
+  const WidePlane wp(g);
+  const int64_t psize = wp.size(g);
   // One (G, Kg, CKK) sum per thread, in grad_w's own layout: added up in thread order at the
   // end without a transpose (a strided one of up to 9 MiB cost as much as the product).
   std::vector<T> gw(grad_w ? size_t(s.outer * wsize) : 0, T(0));
@@ -582,10 +659,12 @@ void backward_batched(const ConvGeometry& g, const T* grad_out, const T* x, cons
 #pragma omp parallel num_threads(s.outer) if (s.outer > 1)
   {
     const int me = s.outer > 1 ? omp_get_thread_num() : 0;
-    T* cols = thread_scratch<T, 0>(size_t(CKK * nb * OHW));
+    const bool implicit_here = implicit && grad_w;
+    T* cols = grad_x || (grad_w && !implicit_here) ? thread_scratch<T, 0>(size_t(CKK * nb * OHW)) : nullptr;
     T* scratch = thread_scratch<T, 1>(size_t(conv_scratch_size(g, g.OH)));
     T* gob = thread_scratch<T, 2>(size_t(Kg * nb * OHW));
-    T* one = thread_scratch<T, 3>(size_t(CKK * OHW));
+    T* planes = implicit_here ? thread_scratch<T, 3>(size_t(nb * psize)) : nullptr;
+    int64_t* taps = implicit_here ? thread_scratch<int64_t, 0>(size_t(CKK)) : nullptr;
 #pragma omp for schedule(static)
     for (int64_t task = 0; task < tasks; ++task) {
       const int64_t n0 = task * nb, nn = std::min(g.N, n0 + nb) - n0, cn = nn * OHW;
@@ -598,21 +677,24 @@ void backward_batched(const ConvGeometry& g, const T* grad_out, const T* x, cons
             if (grad_b) plane_sums[(n0 + j) * g.K + gi * Kg + k] += L.sum(go, OHW);
           }
         if (grad_w) {
-          for (int64_t j = 0; j < nn; ++j) {
-            L.im2col(g, x + ((n0 + j) * g.C + gi * Cg) * HW, 0, g.OH, one, scratch);
-            place_columns(one, CKK, OHW, cols, cn, j);
-          }
           T* acc = gw.data() + me * wsize + gi * Kg * CKK;  // (Kg, CKK) += gob @ cols^T
-          if (dot) L.dot_rows(Kg, CKK, cn, gob, cn, cols, cn, acc, CKK);
-          else run_gemm(GemmArgs<T>{Kg, CKK, cn, gob, cn, 1, cols, 1, cn, acc, CKK, T(1), T(1), s.inner});
+          if (implicit_here) {
+            for (int64_t j = 0; j < nn; ++j)
+              L.implicit_columns(g, x + ((n0 + j) * g.C + gi * Cg) * HW, planes + j * psize, taps);
+            const ImplicitPixels<T> px{planes, psize, taps, g.OW, OHW, wp.Wq};
+            run_gemm(GemmArgs<T>{Kg, CKK, cn, gob, cn, 1, nullptr, 0, 0, acc, CKK, T(1), T(1), s.inner},
+                     GemmPackB<T>{L.pack_pixels_by_tap, &px});
+          } else {
+            for (int64_t j = 0; j < nn; ++j)
+              L.im2col(g, x + ((n0 + j) * g.C + gi * Cg) * HW, 0, g.OH, cols + j * OHW, cn, scratch);
+            if (dot) L.dot_rows(Kg, CKK, cn, gob, cn, cols, cn, acc, CKK);
+            else run_gemm(GemmArgs<T>{Kg, CKK, cn, gob, cn, 1, cols, 1, cn, acc, CKK, T(1), T(1), s.inner});
+          }
         }
         if (grad_x) {
           run_gemm(GemmArgs<T>{CKK, cn, Kg, w + gi * Kg * CKK, 1, CKK, gob, cn, 1, cols, cn, T(1), T(0), s.inner});
-          for (int64_t j = 0; j < nn; ++j) {
-            for (int64_t r = 0; r < CKK; ++r)
-              std::memcpy(one + r * OHW, cols + r * cn + j * OHW, size_t(OHW) * sizeof(T));
-            L.col2im(g, one, 0, g.OH, grad_x + ((n0 + j) * g.C + gi * Cg) * HW, scratch);
-          }
+          for (int64_t j = 0; j < nn; ++j)
+            L.col2im(g, cols + j * OHW, cn, 0, g.OH, grad_x + ((n0 + j) * g.C + gi * Cg) * HW, scratch);
         }
       }
     }
@@ -627,6 +709,56 @@ void backward_batched(const ConvGeometry& g, const T* grad_out, const T* x, cons
     for (int64_t n = 0; n < g.N; ++n) v += plane_sums[n * g.K + k];
     grad_b[k] = static_cast<T>(v);
   }
+}
+
+// Channel-major implicit GEMM, nb images per task: out_tile (Kg, nb * OHW) = W_g @ cols,
+// cols packed by the gemm panel by panel straight from the images' WidePlanes (conv.h's
+// ImplicitPixels), never materialised; then each image's (Kg, OHW) block copied into place
+// with the bias. This is the deep layers' forward where the pixel-major one does not pay
+// (small images, strided layers): it spares im2col's write and the gemm's re-read of the
+// columns (1 thread, CPU time against im2col: LeNet-5's second conv, 64x20x14x14 -> 50 5x5,
+// 4.95 -> 4.06 ms; CIFAR ResNet-18, batch 32: 16x16x128 3x3 12.4 -> 11.3 ms, 8x8x256 12.1
+// -> 11.4, 4x4x512 12.0 -> 11.3, 32x32 64 -> 128 stride 2 7.7 -> 6.7).
+// Workspace per thread: nb WidePlanes, CKK taps and the (Kg, nb * OHW) tile.
+template <typename T>
+void forward_implicit_pixels(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* out, int64_t nb) {
+  const ConvLoops<T>& L = conv_loops<T>();
+  const int64_t Kg = g.Kg(), Cg = g.Cg(), CKK = g.CKK(), OHW = g.OHW(), HW = g.HW();
+  const WidePlane wp(g);
+  const int64_t psize = wp.size(g), tasks = (g.N + nb - 1) / nb;
+  const Split s = split(tasks, g.N * g.K * CKK * OHW);
+  std::exception_ptr failure;  // an exception may not leave an OpenMP region: carry it out
+#pragma omp parallel for schedule(static) num_threads(s.outer) if (s.outer > 1)
+  for (int64_t task = 0; task < tasks; ++task) {
+    try {
+      const int64_t n0 = task * nb, nn = std::min(g.N, n0 + nb) - n0, cn = nn * OHW;
+      T* planes = thread_scratch<T, 1>(size_t(nb * psize));
+      T* aside = thread_scratch<T, 2>(size_t(Kg * nb * OHW));  // (Kg, cn)
+      int64_t* taps = thread_scratch<int64_t, 0>(size_t(CKK));
+      for (int64_t gi = 0; gi < g.G; ++gi) {
+        for (int64_t j = 0; j < nn; ++j)
+          L.implicit_columns(g, x + ((n0 + j) * g.C + gi * Cg) * HW, planes + j * psize, taps);
+        const ImplicitPixels<T> cols{planes, psize, taps, g.OW, OHW, wp.Wq};
+        run_gemm(GemmArgs<T>{Kg, cn, CKK, w + gi * Kg * CKK, CKK, 1, nullptr, 0, 0, aside, cn, T(1), T(0), s.inner},
+                 GemmPackB<T>{L.pack_pixels, &cols});
+        const T* bg = bias ? bias + gi * Kg : nullptr;
+        for (int64_t j = 0; j < nn; ++j)
+          L.copy_bias(aside + j * OHW, Kg, OHW, cn, bg, out + ((n0 + j) * g.K + gi * Kg) * OHW, OHW);
+      }
+    } catch (...) {
+#pragma omp critical(pydl_conv_failure)
+      if (!failure) failure = std::current_exception();
+    }
+  }
+  if (failure) std::rethrow_exception(failure);
+}
+
+// The backward pass of the deep layers whose forward is channel-major implicit (and whose
+// image fits one column tile) runs one image per task through backward_batched, for its
+// implicit weight gradient.
+template <typename T>
+bool backward_whole_images(const ConvGeometry& g) {
+  return forward_implicit_channels<T>(g) && !forward_transposed<T>(g) && tile_rows<T>(g) >= g.OH;
 }
 
 // Depthwise convolutions (one input channel per group) run the direct loops: forward up to
@@ -644,9 +776,10 @@ template <typename T>
 void conv2d_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* out) {
   if (g.N == 0 || g.K == 0) return;
   if (use_direct(g, false)) forward_depthwise(g, x, w, bias, out);
-  else if (const int64_t nb = images_per_tile<T>(g); nb > 1) forward_batched(g, x, w, bias, out, nb);
   else if (unpacked_fits<T>(g)) forward_unpacked(g, x, w, bias, out);
   else if (forward_transposed<T>(g)) forward_implicit(g, x, w, bias, out);
+  else if (forward_implicit_channels<T>(g)) forward_implicit_pixels(g, x, w, bias, out, images_per_tile<T>(g));
+  else if (const int64_t nb = images_per_tile<T>(g); nb > 1) forward_batched(g, x, w, bias, out, nb);
   else forward_gemm(g, x, w, bias, out);
 }
 
@@ -664,7 +797,7 @@ void conv2d_backward(const ConvGeometry& g, const T* grad_out, const T* x, const
   }
   if (use_direct(g, true)) backward_depthwise(g, grad_out, x, w, grad_x, grad_w);
   else if (!(grad_x || grad_w)) return;
-  else if (const int64_t nb = images_per_tile<T>(g); nb > 1)
+  else if (const int64_t nb = images_per_tile<T>(g); nb > 1 || backward_whole_images<T>(g))
     backward_batched(g, grad_out, x, w, grad_x, grad_w, grad_b, nb);
   else backward_gemm(g, grad_out, x, w, grad_x, grad_w, grad_b);
 }
@@ -689,10 +822,10 @@ void conv_transpose2d_backward(const ConvGeometry& g, const T* grad_out, const T
   if (grad_b) channel_sums(grad_out, g.N, g.C, g.HW(), grad_b);
 }
 
-void conv_set_tuning(int64_t tile_kb, int dot, int direct, int transposed, int padded, int unpacked) {
+void conv_set_tuning(int64_t tile_kb, int dot, int direct, int transposed, int padded, int implicit, int unpacked) {
   g_cols_bytes = (tile_kb > 0 ? tile_kb : kDefaultTileKB) * 1024;
   g_force_dot = dot, g_force_direct = direct, g_force_transposed = transposed, g_force_padded = padded;
-  g_force_unpacked = unpacked;
+  g_force_implicit = implicit, g_force_unpacked = unpacked;
 }
 
 #define PYDL_CONV_INSTANTIATE(T)                                                                                   \

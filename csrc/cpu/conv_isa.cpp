@@ -100,9 +100,39 @@ struct TileSource {
 // the padding is and are zeroed.
 inline bool flat_rows(const ConvGeometry& g) { return g.SW == 1 && g.SH == 1 && g.OW == g.W; }
 
+// A 1x1 kernel reads one pixel per output pixel (a strided one: ResNet's shortcuts): its
+// columns are the image subsampled, gathered row by row straight from the image (the
+// phase split below would write every phase and row for the one it reads: it was a third
+// of such a layer's forward, measured). col2im is the matching scatter (no two output
+// pixels read the same input pixel).
+template <typename T, bool kScatter>
+void pointwise_columns(const ConvGeometry& g, T* x, int64_t oh0, int64_t oh1, T* cols, int64_t ld) {
+  const int64_t OW = g.OW;
+  int64_t lo, hi;
+  valid_columns(-g.PW, g.SW, g.W, OW, lo, hi);
+  for (int64_t c = 0; c < g.Cg(); ++c)
+    for (int64_t oh = oh0; oh < oh1; ++oh) {
+      T* dst = cols + c * ld + (oh - oh0) * OW;
+      const int64_t ih = oh * g.SH - g.PH;
+      if (ih < 0 || ih >= g.H) {
+        if constexpr (!kScatter) zero(dst, OW);
+        continue;
+      }
+      T* row = x + (c * g.H + ih) * g.W - g.PW;
+      if constexpr (kScatter) {
+        for (int64_t ow = lo; ow < hi; ++ow) row[ow * g.SW] += dst[ow];
+      } else {
+        zero(dst, lo);
+        for (int64_t ow = lo; ow < hi; ++ow) dst[ow] = row[ow * g.SW];
+        zero(dst + hi, OW - hi);
+      }
+    }
+}
+
 template <typename T>
-void im2col(const ConvGeometry& g, const T* x, int64_t oh0, int64_t oh1, T* cols, T* scratch) {
-  const int64_t OW = g.OW, tile = (oh1 - oh0) * OW;
+void im2col(const ConvGeometry& g, const T* x, int64_t oh0, int64_t oh1, T* cols, int64_t ld, T* scratch) {
+  if (g.KH == 1 && g.KW == 1) return pointwise_columns<T, false>(g, const_cast<T*>(x), oh0, oh1, cols, ld);
+  const int64_t OW = g.OW;
   const TileSource<T> src(g, x, oh0, oh1, scratch);
   if (g.SW > 1) src.split(x, g.Cg());
   const bool flat = flat_rows(g);
@@ -112,7 +142,7 @@ void im2col(const ConvGeometry& g, const T* x, int64_t oh0, int64_t oh1, T* cols
       valid_columns(kh * g.DH - g.PH, g.SH, g.H, g.OH, a, b);
       a = std::clamp(a, oh0, oh1), b = std::clamp(b, a, oh1);
       for (int64_t kw = 0; kw < g.KW; ++kw) {
-        T* row = cols + ((c * g.KH + kh) * g.KW + kw) * tile;  // (oh1 - oh0, OW)
+        T* row = cols + ((c * g.KH + kh) * g.KW + kw) * ld;  // (oh1 - oh0, OW)
         const int64_t off = kw * g.DW - g.PW;
         int64_t lo, hi;
         valid_columns(off, g.SW, g.W, OW, lo, hi);
@@ -140,8 +170,9 @@ void im2col(const ConvGeometry& g, const T* x, int64_t oh0, int64_t oh1, T* cols
 }
 
 template <typename T>
-void col2im(const ConvGeometry& g, T* cols, int64_t oh0, int64_t oh1, T* x, T* scratch) {
-  const int64_t OW = g.OW, tile = (oh1 - oh0) * OW;
+void col2im(const ConvGeometry& g, T* cols, int64_t ld, int64_t oh0, int64_t oh1, T* x, T* scratch) {
+  if (g.KH == 1 && g.KW == 1) return pointwise_columns<T, true>(g, x, oh0, oh1, cols, ld);
+  const int64_t OW = g.OW;
   const TileSource<T> dst_rows(g, x, oh0, oh1, scratch);
   if (g.SW > 1) zero(scratch, g.Cg() * g.SW * dst_rows.rows * dst_rows.Wq);
   const bool flat = flat_rows(g);
@@ -153,7 +184,7 @@ void col2im(const ConvGeometry& g, T* cols, int64_t oh0, int64_t oh1, T* x, T* s
       if (a == b) continue;
       const auto ih = [&](int64_t oh) { return oh * g.SH - g.PH + kh * g.DH; };
       for (int64_t kw = 0; kw < g.KW; ++kw) {
-        T* row = cols + ((c * g.KH + kh) * g.KW + kw) * tile;
+        T* row = cols + ((c * g.KH + kh) * g.KW + kw) * ld;
         const int64_t off = kw * g.DW - g.PW;
         int64_t lo, hi;
         valid_columns(off, g.SW, g.W, OW, lo, hi);
@@ -554,6 +585,108 @@ void pack_columns_by_tap(const void* ctx, int64_t i0, int64_t mc, int64_t p0, in
   }
 }
 
+// Where pixel j of an ImplicitPixels tile starts in its planes (its tap 0).
+template <typename T>
+int64_t pixel_offset(const ImplicitPixels<T>& px, int64_t j) {
+  const int64_t i = j / px.OHW, q = j % px.OHW;
+  return i * px.stride + q / px.OW * px.Wq + q % px.OW;
+}
+
+#if defined(__AVX512F__)
+// Pixels [j, j + count) (count <= 16) as runs along output rows, each contiguous in the
+// planes: lane mask and plane offset of lane 0 (the run's first pixel minus its lane), so
+// that one masked load per run reads a tap of all of them. Returns the number of runs.
+inline int pixel_runs(const ImplicitPixels<float>& px, int64_t j, int64_t count, int64_t* starts, __mmask16* masks) {
+  int runs = 0;
+  for (int64_t l = 0; l < count;) {
+    const int64_t len = std::min(px.OW - (j + l) % px.OHW % px.OW, count - l);  // to the row's end
+    starts[runs] = pixel_offset(px, j + l) - l;
+    masks[runs++] = __mmask16(((1u << len) - 1) << l);
+    l += len;
+  }
+  return runs;
+}
+inline __m512 load_runs(const float* base, int runs, const int64_t* starts, const __mmask16* masks) {
+  __m512 v = _mm512_setzero_ps();
+  for (int r = 0; r < runs; ++r) v = _mm512_mask_loadu_ps(v, masks[r], base + starts[r]);
+  return v;
+}
+#endif
+
+// pack_pixels: each packed panel row is one tap of nr consecutive pixels, a few runs of the
+// planes (pixel_runs), found once per panel: every tap is then one masked load per run
+// (float32 on AVX-512, 16 lanes at a time; elsewhere element by element through the offsets).
+template <typename T>
+void pack_pixels(const void* ctx, int64_t j0, int64_t nc, int64_t p0, int64_t kc, int64_t nr, T* packed) {
+  const ImplicitPixels<T>& px = *static_cast<const ImplicitPixels<T>*>(ctx);
+  const int64_t* taps = px.taps + p0;
+  for (int64_t jr = 0; jr < nc; jr += nr, packed += kc * nr) {
+    const int64_t n = std::min(nr, nc - jr);
+#if defined(__AVX512F__)
+    if constexpr (std::is_same_v<T, float>) {
+      if (nr % 16 == 0) {
+        for (int64_t h = 0; h < nr; h += 16) {
+          int64_t starts[16];
+          __mmask16 masks[16];
+          const int runs = pixel_runs(px, j0 + jr + h, std::clamp<int64_t>(n - h, 0, 16), starts, masks);
+          for (int64_t p = 0; p < kc; ++p)
+            _mm512_storeu_ps(packed + p * nr + h, load_runs(px.planes + taps[p], runs, starts, masks));
+        }
+        continue;
+      }
+    }
+#endif
+    int64_t off[64];  // nr <= 64 on every ISA (gemm's NR)
+    for (int64_t l = 0; l < n; ++l) off[l] = pixel_offset(px, j0 + jr + l);
+    for (int64_t p = 0; p < kc; ++p) {
+      const T* base = px.planes + taps[p];
+      T* d = packed + p * nr;
+      int64_t l = 0;
+      for (; l < n; ++l) d[l] = base[off[l]];
+      for (; l < nr; ++l) d[l] = T(0);
+    }
+  }
+}
+
+// pack_pixels_by_tap: the same columns transposed, cols^T (pixels, CKK) as a B operand (a
+// weight gradient's): each packed panel row is one pixel of nr taps -- 16 taps of 16 pixels
+// loaded by runs as above, then transposed in registers (float32 on AVX-512).
+template <typename T>
+void pack_pixels_by_tap(const void* ctx, int64_t j0, int64_t nc, int64_t p0, int64_t kc, int64_t nr, T* packed) {
+  const ImplicitPixels<T>& px = *static_cast<const ImplicitPixels<T>*>(ctx);
+  for (int64_t jr = 0; jr < nc; jr += nr, packed += kc * nr) {
+    const int64_t n = std::min(nr, nc - jr);
+    const int64_t* taps = px.taps + j0 + jr;
+#if defined(__AVX512F__)
+    if constexpr (std::is_same_v<T, float>) {
+      if (nr % 16 == 0) {
+        for (int64_t q0 = 0; q0 < kc; q0 += 16) {
+          const int64_t m = std::min<int64_t>(16, kc - q0);
+          int64_t starts[16];
+          __mmask16 masks[16];
+          const int runs = pixel_runs(px, p0 + q0, m, starts, masks);
+          for (int64_t h = 0; h < nr; h += 16) {
+            __m512 r[16];
+            for (int t = 0; t < 16; ++t)
+              r[t] = h + t < n ? load_runs(px.planes + taps[h + t], runs, starts, masks) : _mm512_setzero_ps();
+            simd::transpose16(r);  // r[q]: pixel p0 + q0 + q of taps h .. h + 15
+            for (int64_t q = 0; q < m; ++q) _mm512_storeu_ps(packed + (q0 + q) * nr + h, r[q]);
+          }
+        }
+        continue;
+      }
+    }
+#endif
+    for (int64_t p = 0; p < kc; ++p) {
+      const T* base = px.planes + pixel_offset(px, p0 + p);
+      T* d = packed + p * nr;
+      int64_t t = 0;
+      for (; t < n; ++t) d[t] = base[taps[t]];
+      for (; t < nr; ++t) d[t] = T(0);
+    }
+  }
+}
+
 template <typename T>
 void copy_bias(const T* src, int64_t rows, int64_t n, int64_t lds, const T* bias, T* dst, int64_t ldd) {
   using V = Vec<T>;
@@ -642,7 +775,7 @@ template <typename T>
 constexpr ConvLoops<T> loops() {
   return {&im2col<T>, &col2im<T>, &depthwise_forward<T>, &depthwise_backward<T>, &transpose_bias<T>, &copy_bias<T>,
           &dot_rows<T>, &sum<T>, &implicit_columns<T>, &pack_columns<T>,
-          &pack_columns_by_tap<T>, implicit_forward<T>()};
+          &pack_columns_by_tap<T>, &pack_pixels<T>, &pack_pixels_by_tap<T>, implicit_forward<T>()};
 }
 
 }  // namespace

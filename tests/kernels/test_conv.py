@@ -51,6 +51,8 @@ CONV_CASES = [
     pytest.param((5, 32, 8, 8), (16, 32, 3, 3), dict(padding=1), id="images-per-tile"),
     pytest.param((5, 32, 8, 8), (24, 16, 3, 3), dict(stride=2, padding=1, groups=2), id="images-per-tile-s2-groups2"),
     pytest.param((3, 128, 7, 8), (8, 128, 1, 1), dict(stride=2), id="images-per-tile-1x1-stride2"),
+    # Weights of 4.5 MiB and more: their gradient as one product per chunk of images.
+    pytest.param((3, 256, 4, 4), (512, 256, 3, 3), dict(padding=1), id="large-weights"),
     # Deep layers on large images: implicit GEMM (the columns packed straight from the padded,
     # phase-split image), three images on two threads splitting each gemm.
     pytest.param((3, 16, 48, 48), (64, 16, 3, 3), dict(padding=1), id="implicit-gemm"),
@@ -124,7 +126,7 @@ def test_conv2d_without_bias(backend, x_shape, w_shape, kw, rng):
 
 @pytest.mark.parametrize("path", isa_paths())
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
-@pytest.mark.parametrize("x_shape,w_shape,kw", [CONV_CASES[i] for i in (1, 4, 9, 12, 20, 25, 35, 36)])
+@pytest.mark.parametrize("x_shape,w_shape,kw", [CONV_CASES[i] for i in (1, 4, 9, 12, 20, 25, 32, 33, 35, 36, 37)])
 def test_every_isa_path_matches_reference(path, dtype, x_shape, w_shape, kw, isa, rng):
     isa(path)
     check_conv("cpu", dtype, x_shape, w_shape, kw, rng)
@@ -134,11 +136,12 @@ def test_every_isa_path_matches_reference(path, dtype, x_shape, w_shape, kw, isa
 # Every algorithm the cpu kernel picks between, forced through its private tuning hook on
 # cases where the automatic choice would take the other one: one output row per column tile,
 # the weight gradient by dot products or by the gemm, channel- or pixel-major forward gemms,
-# zero-padded or ragged register tiles, direct or gemm depthwise loops, the implicit GEMM
-# unpacked (float32 on AVX-512, output rows of 16 or more; the default there) or not.
+# zero-padded or ragged register tiles, direct or gemm depthwise loops, the channel-major
+# forward as an implicit GEMM or not, the implicit GEMM unpacked (float32 on AVX-512, output
+# rows of 16 or more; the default there) or not.
 PATHS = [dict(tile_kb=1, unpacked=0), dict(dot=1), dict(dot=0), dict(transposed=1, unpacked=0),
          dict(transposed=0, padded=0, unpacked=0), dict(padded=1, unpacked=0), dict(direct=0), dict(direct=1),
-         dict(unpacked=1)]
+         dict(implicit=0, unpacked=0), dict(implicit=1, unpacked=0), dict(unpacked=1)]
 
 
 @pytest.fixture
@@ -152,7 +155,7 @@ def conv_path():
 @pytest.mark.parametrize("cfg", PATHS, ids=[",".join(f"{k}={v}" for k, v in c.items()) for c in PATHS])
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("x_shape,w_shape,kw",
-                         [CONV_CASES[i] for i in (1, 3, 8, 9, 10, 11, 13, 20, 25, 29, 30, 31, 33, 34, 37, 38, 39)])
+                         [CONV_CASES[i] for i in (1, 3, 8, 9, 10, 11, 13, 20, 25, 29, 30, 31, 33, 34, 35, 38, 39, 40)])
 def test_every_cpu_algorithm_matches_reference(cfg, dtype, x_shape, w_shape, kw, conv_path, rng):
     conv_path(cfg)
     check_conv("cpu", dtype, x_shape, w_shape, kw, rng)

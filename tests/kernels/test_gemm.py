@@ -35,12 +35,16 @@ def test_gemm_matches_reference(backend, dtype, M, N, K, trans_a, trans_b, rng):
 @pytest.mark.parametrize("path", isa_paths())
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("M,N,K", [(13, 33, 17), (129, 65, 257), (300, 300, 600)])
-def test_every_isa_path_matches_reference(path, dtype, M, N, K, isa, rng):
+# transposed operands are packed by other loops (register transposes on the SIMD paths)
+@pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, True)])
+def test_every_isa_path_matches_reference(path, dtype, M, N, K, trans_a, trans_b, isa, rng):
     isa(path)
-    a, b = rand(rng, (M, K), dtype), rand(rng, (K, N), dtype)
+    a = rand(rng, (K, M) if trans_a else (M, K), dtype)
+    b = rand(rng, (N, K) if trans_b else (K, N), dtype)
     c = rand(rng, (M, N), dtype)
-    got = kernels.get("gemm")(a, b, c, alpha=0.5, beta=-2.0)
-    assert_close(got, reference.gemm(a, b, c, alpha=0.5, beta=-2.0), dtype, **gemm_tolerance(dtype, K))
+    got = kernels.get("gemm")(a, b, c, alpha=0.5, beta=-2.0, trans_a=trans_a, trans_b=trans_b)
+    want = reference.gemm(a, b, c, alpha=0.5, beta=-2.0, trans_a=trans_a, trans_b=trans_b)
+    assert_close(got, want, dtype, **gemm_tolerance(dtype, K))
 
 
 @pytest.mark.parametrize("backend", backends("gemm"))

@@ -104,16 +104,30 @@ struct ImplicitColumns {
   const int64_t* taps;  // (CKK): where each column row starts in plane
 };
 
+// Several images' columns as the B operand of a channel-major implicit GEMM, cols (CKK,
+// nb * OHW): the gemm packs its panels straight from the images' WidePlanes (pack_pixels),
+// with the pixels numbered exactly (nothing computed past a row): pixel j of the tile is
+// pixel (oh, ow) of image i = j / OHW, and
+//   cols[(c, kh, kw), j] = plane_i[tap(c, kh, kw) + oh * Wq + ow].
+template <typename T>
+struct ImplicitPixels {
+  const T* planes;      // nb WidePlanes, `stride` elements apart
+  int64_t stride;
+  const int64_t* taps;  // (CKK)
+  int64_t OW, OHW, Wq;
+};
+
 // The loops that touch every element, compiled once per ISA. Rows [oh0, oh1) of the
 // output form one tile; `x` points at the first channel of one image and group.
 template <typename T>
 struct ConvLoops {
-  // cols (CKK, (oh1 - oh0) * OW) <- the receptive fields of the tile's output pixels.
+  // cols (CKK, (oh1 - oh0) * OW), rows ld apart <- the receptive fields of the tile's output
+  // pixels (ld > the tile's pixels: several images' columns side by side).
   // scratch: conv_scratch_size(g, oh1 - oh0) elements (strided convs only; else unused).
-  void (*im2col)(const ConvGeometry& g, const T* x, int64_t oh0, int64_t oh1, T* cols, T* scratch);
-  // x (Cg, H, W) += the columns of the tile added back where im2col took them from.
-  // cols is clobbered (its entries that fall in the padding are zeroed).
-  void (*col2im)(const ConvGeometry& g, T* cols, int64_t oh0, int64_t oh1, T* x, T* scratch);
+  void (*im2col)(const ConvGeometry& g, const T* x, int64_t oh0, int64_t oh1, T* cols, int64_t ld, T* scratch);
+  // x (Cg, H, W) += the columns of the tile (rows ld apart) added back where im2col took
+  // them from. cols is clobbered (its entries that fall in the padding are zeroed).
+  void (*col2im)(const ConvGeometry& g, T* cols, int64_t ld, int64_t oh0, int64_t oh1, T* x, T* scratch);
   // Depthwise (Cg == 1), one input plane x (H, W) and its Kg output channels:
   // out (Kg, OH, OW) = x * w (Kg, KH, KW) + bias (Kg, or null).
   void (*depthwise_forward)(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* out, T* scratch);
@@ -142,6 +156,11 @@ struct ConvLoops {
   // ... and of the columns themselves: taps [i0, i0 + mc) x pixels [p0, p0 + kc).
   void (*pack_columns_by_tap)(const void* ctx, int64_t i0, int64_t mc, int64_t p0, int64_t kc, int64_t mr,
                               T* packed);
+  // The GemmPackB packer of an ImplicitPixels (ctx): taps [p0, p0 + kc) x pixels [j0, j0 + nc).
+  void (*pack_pixels)(const void* ctx, int64_t j0, int64_t nc, int64_t p0, int64_t kc, int64_t nr, T* packed);
+  // ... and of the columns transposed, cols^T: pixels [p0, p0 + kc) x taps [j0, j0 + nc).
+  void (*pack_pixels_by_tap)(const void* ctx, int64_t j0, int64_t nc, int64_t p0, int64_t kc, int64_t nr,
+                             T* packed);
   // out (Kg, OH, OW) = W_g (Kg, CKK) @ the columns of an ImplicitColumns (plane, taps) + bias
   // (Kg or null), reading the columns straight from the plane (null where this ISA and type
   // have no such kernel). w_panels: W_g in panels of kImplicitChannels rows, (ceil(Kg / 8),
@@ -186,7 +205,8 @@ void conv_transpose2d_backward(const ConvGeometry& g, const T* grad_out, const T
 // Forces the drivers' choices (tests and tuning only; pydl._C._conv_tuning): column-tile
 // budget in KiB (0: the default), and for each switch -1 (automatic), 0 or 1: weight
 // gradient by dot products, direct depthwise loops, pixel-major forward, zero-padded tiles,
-// the implicit forward unpacked (where the ISA has it; see conv_isa.cpp's implicit_forward).
-void conv_set_tuning(int64_t tile_kb, int dot, int direct, int transposed, int padded, int unpacked);
+// channel-major forward as an implicit GEMM (else over materialised columns), the implicit
+// forward unpacked (where the ISA has it; see conv_isa.cpp's implicit_forward).
+void conv_set_tuning(int64_t tile_kb, int dot, int direct, int transposed, int padded, int implicit, int unpacked);
 
 }  // namespace pydl

@@ -30,6 +30,16 @@ struct GemmPackA {
   const void* ctx;
 };
 
+// ... and the B operand of one (a convolution whose pixels are the product's columns packs
+// them from the images): pack(ctx, j0, nc, p0, kc, nr, packed): packed (ceil(nc / nr), kc, nr)
+// <- B columns [j0, j0 + nc), depth [p0, p0 + kc), one nr-wide panel after another, row by
+// row, columns past nc zero.
+template <typename T>
+struct GemmPackB {
+  void (*pack)(const void* ctx, int64_t j0, int64_t nc, int64_t p0, int64_t kc, int64_t nr, T* packed);
+  const void* ctx;
+};
+
 struct GemmKernels {
   void (*f32)(const GemmArgs<float>&);
   void (*f64)(const GemmArgs<double>&);
@@ -37,6 +47,9 @@ struct GemmKernels {
   // The same gemm with A from a packer (GemmArgs' A, rs_a and cs_a unused).
   void (*f32_pack_a)(const GemmArgs<float>&, const GemmPackA<float>&);
   void (*f64_pack_a)(const GemmArgs<double>&, const GemmPackA<double>&);
+  // ... and with B from a packer (GemmArgs' B, rs_b and cs_b unused).
+  void (*f32_pack_b)(const GemmArgs<float>&, const GemmPackB<float>&);
+  void (*f64_pack_b)(const GemmArgs<double>&, const GemmPackB<double>&);
 };
 
 PYDL_DECLARE_ISA_TABLE(GemmKernels, gemm_kernels)
