@@ -207,13 +207,13 @@ std::vector<T> transposed_weights(const ConvGeometry& g, const T* w) {
 // (Kg, OH, OW) = W_g @ cols + bias, the columns read straight from the image's WidePlane
 // by the register tiles, which are stored straight into out. Threads take whole images, or
 // with too few images (split) share each image's pixel blocks. Chosen wherever the ISA has
-// the kernel (float32 on AVX-512) and the output rows are wide enough: it beat both the
-// packed implicit GEMM and the channel-major im2col + gemm on every layer measured (2
-// threads, N1, ms: ResNet's 64x56x56 0.80 -> 0.58, AlexNet-1 0.52 -> 0.36, 128x28x28 k128
-// 1.20 -> 0.64; 1 thread, CPU time, ms: AlexNet-1 N8 5.74 ->
-// 4.62, ResNet 64x56x56 N8 8.9 -> 7.4, CIFAR 3x32x32 k32 N64 0.95 -> 0.54, LeNet N32
-// 0.27 -> 0.14, 64x56x56 k128 stride 2 N8 5.57 -> 4.17, 96x27x27 k256 5x5 even,
-// 256x16x16 k256 even, 1x1 256x56x56 k128 stride 2 3.86 -> 3.17).
+// the kernel (float32 on AVX-512) and the output rows are wide enough: it beat every other
+// path on every layer measured. 1 thread, CPU time, ms, against the path chosen before:
+// AlexNet-1 N8 5.63 -> 4.61, ResNet 64x56x56 N8 9.01 -> 7.43, ResNet-18 16x16x128 N32
+// 11.26 -> 10.05, 32x32 64->128 stride 2 N32 6.10 -> 5.48, CIFAR 3x32x32 k32 N64 0.96 ->
+// 0.56, LeNet conv1 N32 0.28 -> 0.14, 3x3 64x56x56 -> 128 stride 2 N8 4.52 -> 3.98, 1x1
+// the same 0.66 -> 0.60, 96x27x27 k256 5x5 and 256x16x16 k256 even; 2 threads, N1: ResNet's
+// 64x56x56 0.80 -> 0.58, AlexNet-1 0.52 -> 0.36, 128x28x28 k128 1.20 -> 0.64.
 // Workspace per thread: the WidePlane (plus kImplicitPixels of slack read by the last tile)
 // and CKK taps; per call the weights in panels of kImplicitChannels rows.
 template <typename T>
