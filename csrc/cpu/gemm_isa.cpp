@@ -19,10 +19,11 @@
 // in registers: AVX-512 12 x 32 floats (24 zmm), AVX2 6 x 16 (12 ymm), baseline 6 x 8.
 // Each k step loads NV vectors of B, broadcasts MR values of A and issues MR * NV FMAs.
 //
-// Implicit GEMM (gemm_pack_a, gemm_pack_b): the same loop nest with the A blocks (or the B
+// Implicit GEMM (gemm_from, GemmSources): the same loop nest with the A blocks (or the B
 // panels) written into packed_a (packed_b) by the caller's packer (GemmPackA, GemmPackB)
-// instead of packed from a strided matrix; conv2d packs its columns straight from the
-// image that way.
+// instead of packed from a strided matrix -- conv2d packs its columns straight from the
+// image that way -- or with A packed whole once (pack_a_panels) and read in place by every
+// product that reuses it (a conv's weights, image after image).
 //
 // Threads: C is split into one block per thread (see gemm below), each block a serial
 // Goto GEMM with its own packed buffers; no barriers, at the cost of re-packing the
@@ -178,25 +179,48 @@ void pack_b_panel(int64_t nr, int64_t kc, const T* B, int64_t rs, int64_t cs, T*
   }
 }
 
-// Where packed_a's blocks come from: a strided matrix (the ordinary gemm) ...
+// Where the micro-kernel's A panels come from: block(i0, mc, p0, kc, buffer) returns the
+// block's first panel, the next ones panel_stride(kc) apart. A strided matrix is packed into
+// the buffer (the ordinary gemm) ...
 template <typename T, int MR>
 struct StridedA {
   const T* A;
   int64_t rs, cs;
-  void pack(int64_t i0, int64_t mc, int64_t p0, int64_t kc, T* packed) const {
+  const T* block(int64_t i0, int64_t mc, int64_t p0, int64_t kc, T* packed) const {
     pack_a_block<T, MR>(mc, kc, A + i0 * rs + p0 * cs, rs, cs, packed);
+    return packed;
   }
+  int64_t panel_stride(int64_t kc) const { return kc * MR; }
   StridedA rows_from(int64_t r0) const { return {A + r0 * rs, rs, cs}; }
 };
-// ... or the caller's packer (implicit GEMM, see GemmPackA).
+// ... or by the caller's packer (implicit GEMM, see GemmPackA) ...
 template <typename T, int MR>
 struct CallerA {
   GemmPackA<T> p;
   int64_t row0;
-  void pack(int64_t i0, int64_t mc, int64_t p0, int64_t kc, T* packed) const {
+  const T* block(int64_t i0, int64_t mc, int64_t p0, int64_t kc, T* packed) const {
     p.pack(p.ctx, row0 + i0, mc, p0, kc, MR, packed);
+    return packed;
   }
+  int64_t panel_stride(int64_t kc) const { return kc * MR; }
   CallerA rows_from(int64_t r0) const { return {p, row0 + r0}; }
+};
+// ... or copied from A packed whole (GemmSources::a_panels; blocks start at rows that are
+// multiples of MR): one contiguous run per panel. (Read in place instead, the block's
+// panels lie K * MR apart, out of L2 and past the prefetchers: the products ran 25% slower,
+// measured on conv layers.)
+template <typename T, int MR>
+struct PanelsA {
+  const T* panels;
+  int64_t K, row0;
+  const T* block(int64_t i0, int64_t mc, int64_t p0, int64_t kc, T* packed) const {
+    const T* src = panels + (row0 + i0) / MR * K * MR + p0 * MR;
+    for (int64_t i = 0; i < mc; i += MR, src += K * MR, packed += kc * MR)
+      std::memcpy(packed, src, size_t(kc * MR) * sizeof(T));
+    return packed - (mc + MR - 1) / MR * kc * MR;
+  }
+  int64_t panel_stride(int64_t kc) const { return kc * MR; }
+  PanelsA rows_from(int64_t r0) const { return {panels, K, row0 + r0}; }
 };
 
 // Where packed_b's panels come from: a strided matrix ...
@@ -222,8 +246,11 @@ struct CallerB {
 };
 
 // c(MR, NR) = alpha * a_panel @ b_panel + beta * c   (beta == 0: c is not read)
+// Never inlined: inside some of gemm_serial's instantiations the compiler ran short of
+// vector registers and kept a B vector on the stack, one extra load per FMA (25% slower,
+// measured on a conv layer); as its own function it always gets all 32.
 template <typename T, int MR, int NV>
-inline void micro_kernel(int64_t kc, const T* __restrict a, const T* __restrict b, T* c, int64_t rs_c,
+[[gnu::noinline]] void micro_kernel(int64_t kc, const T* __restrict a, const T* __restrict b, T* c, int64_t rs_c,
                          T alpha, T beta) {
   using V = Vec<T>;
   using R = typename V::R;
@@ -288,13 +315,14 @@ void gemm_serial(const GemmArgs<T>& g, const PackA& pack_a, const PackB& pack_b)
       pack_b.pack(jc, nc, pc, kc, packed_b);
       for (int64_t ic = 0; ic < M; ic += MC) {
         const int64_t mc = std::min(MC, M - ic);
-        pack_a.pack(ic, mc, pc, kc, packed_a);
+        const T* a_block = pack_a.block(ic, mc, pc, kc, packed_a);
+        const int64_t a_stride = pack_a.panel_stride(kc);
         for (int64_t jr = 0; jr < nc; jr += NR) {
           const int64_t nr = std::min<int64_t>(NR, nc - jr);
           const T* bp = packed_b + jr * kc;
           for (int64_t ir = 0; ir < mc; ir += MR) {
             const int64_t mr = std::min<int64_t>(MR, mc - ir);
-            const T* ap = packed_a + ir * kc;
+            const T* ap = a_block + ir / MR * a_stride;
             T* c = g.C + (ic + ir) * g.rs_c + jc + jr;
             if (mr == MR && nr == NR) {
               micro_kernel<T, MR, NV>(kc, ap, bp, c, g.rs_c, g.alpha, beta);
@@ -375,21 +403,40 @@ void gemm(const GemmArgs<T>& g) {
   gemm_with(g, StridedA<T, Blocking<T>::MR>{g.A, g.rs_a, g.cs_a}, StridedB<T, kNR<T>>{g.B, g.rs_b, g.cs_b});
 }
 
-template <typename T>
-void gemm_pack_a(const GemmArgs<T>& g, const GemmPackA<T>& p) {
-  gemm_with(g, CallerA<T, Blocking<T>::MR>{p, 0}, StridedB<T, kNR<T>>{g.B, g.rs_b, g.cs_b});
+template <typename T, typename PackB>
+void gemm_from_a(const GemmArgs<T>& g, const GemmSources<T>& s, const PackB& pack_b) {
+  constexpr int MR = Blocking<T>::MR;
+  if (s.pack_a.pack) gemm_with(g, CallerA<T, MR>{s.pack_a, 0}, pack_b);
+  else if (s.a_panels) gemm_with(g, PanelsA<T, MR>{s.a_panels, g.K, 0}, pack_b);
+  else gemm_with(g, StridedA<T, MR>{g.A, g.rs_a, g.cs_a}, pack_b);
 }
 
 template <typename T>
-void gemm_pack_b(const GemmArgs<T>& g, const GemmPackB<T>& p) {
-  gemm_with(g, StridedA<T, Blocking<T>::MR>{g.A, g.rs_a, g.cs_a}, CallerB<T, kNR<T>>{p, 0});
+void gemm_from(const GemmArgs<T>& g, const GemmSources<T>& s) {
+  if (s.pack_b.pack) gemm_from_a(g, s, CallerB<T, kNR<T>>{s.pack_b, 0});
+  else gemm_from_a(g, s, StridedB<T, kNR<T>>{g.B, g.rs_b, g.cs_b});
+}
+
+// The whole of A as gemm_serial's blocks lay it out, panel by panel (the threads take whole
+// groups of panels).
+template <typename T>
+void pack_a_panels(int64_t M, int64_t K, const T* A, int64_t rs, int64_t cs, T* panels, int threads) {
+  constexpr int64_t MR = Blocking<T>::MR;
+  const int64_t n = (M + MR - 1) / MR;
+  const int t = std::max<int>(1, std::min<int64_t>(threads, n));
+#pragma omp parallel for schedule(static) num_threads(t) if (t > 1)
+  for (int part = 0; part < t; ++part) {
+    const int64_t p0 = n * part / t, p1 = n * (part + 1) / t;  // panels [p0, p1)
+    if (p1 > p0)
+      pack_a_block<T, MR>(std::min(M, p1 * MR) - p0 * MR, K, A + p0 * MR * rs, rs, cs, panels + p0 * K * MR);
+  }
 }
 
 }  // namespace
 
 extern const GemmKernels gemm_kernels = {
     &gemm<float>, &gemm<double>, Blocking<float>::MR, Blocking<float>::NV * Vec<float>::W,
-    &gemm_pack_a<float>, &gemm_pack_a<double>, &gemm_pack_b<float>, &gemm_pack_b<double>,
+    &gemm_from<float>, &gemm_from<double>, &pack_a_panels<float>, &pack_a_panels<double>,
 };
 
 }  // namespace pydl::PYDL_ISA_NS

@@ -40,16 +40,32 @@ struct GemmPackB {
   const void* ctx;
 };
 
+// Where the operands of one product come from when not from GemmArgs' strided A and B
+// (whose pointers and strides are then unused): A's blocks from a packer, or A packed whole
+// beforehand -- a_panels, (ceil(M / MR), K, MR) with rows past M zero, as pack_a_panels
+// writes it, read in place (a conv's weights, packed once for all its images) -- and B's
+// panels from a packer.
+template <typename T>
+struct GemmSources {
+  GemmPackA<T> pack_a{};        // pack_a.pack set: A from it
+  const T* a_panels = nullptr;  // else, when set: A packed whole
+  GemmPackB<T> pack_b{};        // pack_b.pack set: B from it
+};
+
 struct GemmKernels {
   void (*f32)(const GemmArgs<float>&);
   void (*f64)(const GemmArgs<double>&);
   int mr, nr;  // float32 micro-tile, for show_config
-  // The same gemm with A from a packer (GemmArgs' A, rs_a and cs_a unused).
-  void (*f32_pack_a)(const GemmArgs<float>&, const GemmPackA<float>&);
-  void (*f64_pack_a)(const GemmArgs<double>&, const GemmPackA<double>&);
-  // ... and with B from a packer (GemmArgs' B, rs_b and cs_b unused).
-  void (*f32_pack_b)(const GemmArgs<float>&, const GemmPackB<float>&);
-  void (*f64_pack_b)(const GemmArgs<double>&, const GemmPackB<double>&);
+  // The same gemm with operands from GemmSources.
+  void (*f32_from)(const GemmArgs<float>&, const GemmSources<float>&);
+  void (*f64_from)(const GemmArgs<double>&, const GemmSources<double>&);
+  // panels (ceil(M / MR), K, MR) <- A (M, K), A(i, p) = A[i * rs + p * cs]: GemmSources'
+  // a_panels layout (MR: the gemm's micro-tile rows, mr above for both types). Uses up to
+  // `threads` threads.
+  void (*f32_pack_a_panels)(int64_t M, int64_t K, const float* A, int64_t rs, int64_t cs, float* panels,
+                            int threads);
+  void (*f64_pack_a_panels)(int64_t M, int64_t K, const double* A, int64_t rs, int64_t cs, double* panels,
+                            int threads);
 };
 
 PYDL_DECLARE_ISA_TABLE(GemmKernels, gemm_kernels)
