@@ -63,6 +63,9 @@ CONV_CASES = [
     pytest.param((2, 4, 21, 37), (12, 2, 3, 5), dict(stride=(1, 2), padding=(1, 2), dilation=(2, 1), groups=2),
                  id="unpacked-ragged-groups"),
     pytest.param((3, 3, 20, 18), (10, 3, 3, 3), dict(), id="unpacked-16-wide"),
+    # Stride 1, rows of 16 or more: the input gradient as the forward conv of the flipped
+    # kernel (asymmetric 'same' padding, groups, dilation).
+    pytest.param((2, 4, 18, 20), (6, 2, 3, 2), dict(padding="same", dilation=(1, 2), groups=2), id="flipped-input-grad"),
 ]
 
 TRANSPOSE_CASES = [
@@ -126,7 +129,7 @@ def test_conv2d_without_bias(backend, x_shape, w_shape, kw, rng):
 
 @pytest.mark.parametrize("path", isa_paths())
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
-@pytest.mark.parametrize("x_shape,w_shape,kw", [CONV_CASES[i] for i in (1, 4, 9, 12, 20, 25, 32, 33, 35, 36, 37)])
+@pytest.mark.parametrize("x_shape,w_shape,kw", [CONV_CASES[i] for i in (1, 4, 9, 12, 20, 25, 32, 33, 35, 36, 37, 41)])
 def test_every_isa_path_matches_reference(path, dtype, x_shape, w_shape, kw, isa, rng):
     isa(path)
     check_conv("cpu", dtype, x_shape, w_shape, kw, rng)
@@ -141,7 +144,8 @@ def test_every_isa_path_matches_reference(path, dtype, x_shape, w_shape, kw, isa
 # rows of 16 or more; the default there) or not.
 PATHS = [dict(tile_kb=1, unpacked=0), dict(dot=1), dict(dot=0), dict(transposed=1, unpacked=0),
          dict(transposed=0, padded=0, unpacked=0), dict(padded=1, unpacked=0), dict(direct=0), dict(direct=1),
-         dict(implicit=0, unpacked=0), dict(implicit=1, unpacked=0), dict(unpacked=1)]
+         dict(implicit=0, unpacked=0), dict(implicit=1, unpacked=0), dict(unpacked=1), dict(flipped=0),
+         dict(flipped=1)]
 
 
 @pytest.fixture
@@ -155,7 +159,7 @@ def conv_path():
 @pytest.mark.parametrize("cfg", PATHS, ids=[",".join(f"{k}={v}" for k, v in c.items()) for c in PATHS])
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("x_shape,w_shape,kw",
-                         [CONV_CASES[i] for i in (1, 3, 8, 9, 10, 11, 13, 20, 25, 29, 30, 31, 33, 34, 35, 38, 39, 40)])
+                         [CONV_CASES[i] for i in (1, 3, 8, 9, 10, 11, 13, 20, 25, 29, 30, 31, 33, 34, 35, 38, 39, 40, 41)])
 def test_every_cpu_algorithm_matches_reference(cfg, dtype, x_shape, w_shape, kw, conv_path, rng):
     conv_path(cfg)
     check_conv("cpu", dtype, x_shape, w_shape, kw, rng)

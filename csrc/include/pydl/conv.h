@@ -206,7 +206,9 @@ void conv_transpose2d_backward(const ConvGeometry& g, const T* grad_out, const T
 // budget in KiB (0: the default), and for each switch -1 (automatic), 0 or 1: weight
 // gradient by dot products, direct depthwise loops, pixel-major forward, zero-padded tiles,
 // channel-major forward as an implicit GEMM (else over materialised columns), the implicit
-// forward unpacked (where the ISA has it; see conv_isa.cpp's implicit_forward).
-void conv_set_tuning(int64_t tile_kb, int dot, int direct, int transposed, int padded, int implicit, int unpacked);
+// forward unpacked (where the ISA has it; see conv_isa.cpp's implicit_forward), a stride-1
+// input gradient as the forward conv of the flipped kernel (where the geometry allows it).
+void conv_set_tuning(int64_t tile_kb, int dot, int direct, int transposed, int padded, int implicit, int unpacked,
+                     int flipped);
 
 }  // namespace pydl
