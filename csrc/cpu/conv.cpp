@@ -822,7 +822,8 @@ void conv2d_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias
 // forward runs the unpacked implicit GEMM (forward_unpacked: float32 on AVX-512, rows of 16
 // or more) it beats W^T @ grad_out + col2im (1 thread, CPU time, CIFAR ResNet-18, batch
 // 32: 32x32x64 12.0 -> 9.85 ms, 16x16x128 11.4 -> 10.05; through the packed forwards it
-// does not: 8x8x256 11.4 -> 11.5, LeNet's 14x14 4.1 -> 5.4, so it is not used there).
+// does not: 8x8x256 11.4 -> 11.5, LeNet's 14x14 4.1 -> 5.4, so it is not used there, nor
+// for convs of fewer than 8 input channels per group, see below).
 template <typename T>
 bool input_grad_by_forward(const ConvGeometry& g, ConvGeometry& f) {
   const int64_t reach_h = g.DH * (g.KH - 1), reach_w = g.DW * (g.KW - 1);
@@ -831,7 +832,10 @@ bool input_grad_by_forward(const ConvGeometry& g, ConvGeometry& f) {
   f = g;
   f.C = g.K, f.H = g.OH, f.W = g.OW, f.K = g.C, f.OH = g.H, f.OW = g.W, f.PH = reach_h - g.PH, f.PW = reach_w - g.PW;
   const int force = g_force_flipped.load();
-  return force >= 0 ? force == 1 : unpacked_fits<T>(f);
+  // (its output channels, the conv's input channels, fill the kernel's 8-channel tiles: with
+  // fewer it is slower -- 2 threads: 3 -> 32 channels 32x32 1.13 -> 1.73 ms, LeNet's 1 -> 20
+  // 0.30 -> 0.98; 8 -> 32 0.50 -> 0.43, 16 -> 32 1.18 -> 0.73)
+  return force >= 0 ? force == 1 : g.Cg() >= kImplicitChannels && unpacked_fits<T>(f);
 }
 
 // wf (C, Kg, KH, KW): wf[gi * Cg + c, k, kh, kw] = w[gi * Kg + k, c, KH - 1 - kh, KW - 1 - kw].
