@@ -30,8 +30,16 @@
 // gradient of thin layers is a dot product along the pixels (conv_isa.cpp) instead of a
 // gemm whose two operands would both be packed from transposed views. A 1x1 stride-1
 // unpadded conv skips im2col/col2im: the image itself is the column matrix (Cg, H * W).
-// Deep layers on small images (CKK >= 128, fewer than 256 output pixels) put several
-// images side by side in one column tile (images_per_tile), so the gemms are not thin.
+// The other deep layers (CKK >= 128: small images, strided layers, rows under 16 pixels)
+// run channel-major implicit GEMMs (forward_implicit_pixels): the gemm packs its pixel
+// panels straight from the images' WidePlanes (GemmPackB), several small images side by
+// side (images_per_tile) so that the products are not thin, the weights packed once per
+// call; their weight gradient likewise (pack_pixels_by_tap), and for weights of 4 MiB and
+// more as one product per chunk of images that the threads split (weight_grad_chunks)
+// instead of one sum per thread. The input gradient of a stride-1 conv with rows of 16 or
+// more and 8+ input channels per group is the forward conv of the flipped kernel, through
+// the unpacked kernel (input_grad_by_forward). 1x1 kernels gather their columns straight
+// from the image (conv_isa.cpp's pointwise_columns).
 // Depthwise convolutions (Cg == 1) with few filters per channel run direct loops
 // (conv_depthwise_isa.cpp): their gemm would be Kg x tileN x KH*KW, far too thin.
 // The transposed convolution is the same machinery read backwards: its forward is
