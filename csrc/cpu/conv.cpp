@@ -690,11 +690,17 @@ void backward_batched(const ConvGeometry& g, const T* grad_out, const T* x, cons
     pack_a_panels<T>(CKK, Kg, w + gi * Kg * CKK, 1, CKK, wtpk + gi * wtsize, threads_for(g.K * CKK, kPackGrain));
   // One (G, Kg, CKK) sum per thread, in grad_w's own layout: added up in thread order at the
   // end without a transpose (a strided one of up to 9 MiB cost as much as the product).
-  std::vector<T> gw(grad_w ? size_t(s.outer * wsize) : 0, T(0));
+  // Thread 0 sums into grad_w itself, the others into buffers of their own, kept between
+  // calls (a fresh, zeroed vector of them all per call cost page faults and a serial pass).
+  std::vector<T*> sums(size_t(s.outer), nullptr);
   std::vector<double> plane_sums(grad_b ? size_t(g.N * g.K) : 0, 0.0);  // (N, K)
 #pragma omp parallel num_threads(s.outer) if (s.outer > 1)
   {
     const int me = s.outer > 1 ? omp_get_thread_num() : 0;
+    if (grad_w) {
+      sums[me] = me == 0 ? grad_w : thread_scratch<T, 7>(size_t(wsize));
+      std::fill(sums[me], sums[me] + wsize, T(0));
+    }
     const bool implicit_here = implicit && grad_w;
     T* cols = grad_x || (grad_w && !implicit_here) ? thread_scratch<T, 0>(size_t(CKK * nb * OHW)) : nullptr;
     T* scratch = thread_scratch<T, 1>(size_t(conv_scratch_size(g, g.OH)));
@@ -713,7 +719,7 @@ void backward_batched(const ConvGeometry& g, const T* grad_out, const T* x, cons
             if (grad_b) plane_sums[(n0 + j) * g.K + gi * Kg + k] += L.sum(go, OHW);
           }
         if (grad_w) {
-          T* acc = gw.data() + me * wsize + gi * Kg * CKK;  // (Kg, CKK) += gob @ cols^T
+          T* acc = sums[me] + gi * Kg * CKK;  // (Kg, CKK) += gob @ cols^T
           if (implicit_here) {
             for (int64_t j = 0; j < nn; ++j)
               L.implicit_columns(g, x + ((n0 + j) * g.C + gi * Cg) * HW, planes + j * psize, taps);
@@ -736,10 +742,14 @@ void backward_batched(const ConvGeometry& g, const T* grad_out, const T* x, cons
       }
     }
   }
-  if (grad_w) {
-    std::copy(gw.begin(), gw.begin() + wsize, grad_w);
-    for (int t = 1; t < s.outer; ++t)
-      for (int64_t i = 0; i < wsize; ++i) grad_w[i] += gw[t * wsize + i];
+  if (grad_w && s.outer > 1) {  // grad_w = ((sum_0 + sum_1) + sum_2) ..., whatever the threads
+    const int t = threads_for(wsize, int64_t(1) << 18);
+#pragma omp parallel for schedule(static) num_threads(t) if (t > 1)
+    for (int64_t i = 0; i < wsize; ++i) {
+      T v = grad_w[i];
+      for (int u = 1; u < s.outer; ++u) v += sums[u][i];
+      grad_w[i] = v;
+    }
   }
   for (int64_t k = 0; grad_b && k < g.K; ++k) {
     double v = 0;
