@@ -220,7 +220,9 @@ bool forward_implicit_channels(const ConvGeometry& g) {
   if (force >= 0) return force == 1;
   // (1x1 kernels read one pixel per tap: building the stride phases of their planes cost
   // more than it saved -- ResNet-18's strided 1x1 shortcuts 0.55 -> 0.67 ms, measured)
-  return g.KH * g.KW > 1 && g.CKK() >= kTransposedMinDepth;
+  // (the pixel panels packed element by element -- AVX2, float64 -- lose to im2col: AVX2,
+  // 1 thread, LeNet's second conv weight gradient 7.1 -> 8.1 ms)
+  return conv_loops<T>().pixels_by_vectors && g.KH * g.KW > 1 && g.CKK() >= kTransposedMinDepth;
 }
 
 // W_g^T per group: (G, CKK, Kg)

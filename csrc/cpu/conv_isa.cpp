@@ -789,10 +789,20 @@ double sum(const T* x, int64_t n) {
 }
 
 template <typename T>
+constexpr bool pixels_by_vectors() {
+#if defined(__AVX512F__)
+  return std::is_same_v<T, float>;
+#else
+  return false;
+#endif
+}
+
+template <typename T>
 constexpr ConvLoops<T> loops() {
   return {&im2col<T>, &col2im<T>, &depthwise_forward<T>, &depthwise_backward<T>, &transpose_bias<T>, &copy_bias<T>,
           &dot_rows<T>, &sum<T>, &implicit_columns<T>, &pack_columns<T>,
-          &pack_columns_by_tap<T>, &pack_pixels<T>, &pack_pixels_by_tap<T>, implicit_forward<T>()};
+          &pack_columns_by_tap<T>, pixels_by_vectors<T>(), &pack_pixels<T>, &pack_pixels_by_tap<T>,
+          implicit_forward<T>()};
 }
 
 }  // namespace

@@ -157,6 +157,9 @@ struct ConvLoops {
   void (*pack_columns_by_tap)(const void* ctx, int64_t i0, int64_t mc, int64_t p0, int64_t kc, int64_t mr,
                               T* packed);
   // The GemmPackB packer of an ImplicitPixels (ctx): taps [p0, p0 + kc) x pixels [j0, j0 + nc).
+  // pixels_by_vectors: this ISA and type pack them (and pack_pixels_by_tap) by vectors; the
+  // element-by-element fallback is slower than im2col, so the drivers pick them only then.
+  bool pixels_by_vectors;
   void (*pack_pixels)(const void* ctx, int64_t j0, int64_t nc, int64_t p0, int64_t kc, int64_t nr, T* packed);
   // ... and of the columns transposed, cols^T: pixels [p0, p0 + kc) x taps [j0, j0 + nc).
   void (*pack_pixels_by_tap)(const void* ctx, int64_t j0, int64_t nc, int64_t p0, int64_t kc, int64_t nr,
