@@ -60,10 +60,12 @@ namespace {
 
 constexpr int64_t kPlaneMin = 32;   // shorter planes are summed down columns
 constexpr int64_t kColBlock = 256;  // columns per block in the column path
-// Elements a thread must get before a second one is used: these kernels stream memory, so
-// a second thread saves at most ~half of a pass (~0.35 ms per 2M float32 on one core),
-// while waking it costs milliseconds whenever another process holds the other core.
-constexpr int64_t kGrain = int64_t(1) << 21;
+// Elements a thread must get before a second one is used, as the pointwise and pooling
+// kernels: in a training step the threads are awake from the convolution before (CIFAR
+// ResNet-18's batch norms of 0.25-1M values went from one thread to two: the step 0.8%
+// faster, A/B in one process). Waking an idle second thread costs milliseconds whenever
+// another process holds the other core: smaller problems stay on one.
+constexpr int64_t kGrain = int64_t(1) << 18;
 
 template <typename T>
 using Arr = py::array_t<T, py::array::c_style>;
