@@ -467,34 +467,10 @@ constexpr void (*implicit_forward())(const ConvGeometry&, const T*, const int64_
 // other types and ISAs copy element by element).
 #if defined(__AVX512F__)
 constexpr int64_t kTransposeBlock = 16;
-// r[i] (lane j) = element (i, j) of a 16x16 block  ->  r[j] (lane i) = the same element
-inline void transpose16(__m512 r[16]) {
-  __m512 t[16];
-  for (int i = 0; i < 16; i += 2) {  // interleave pairs of rows: 2x2 blocks
-    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-  }
-  for (int i = 0; i < 16; i += 4) {  // 4x4 blocks within each 128-bit lane
-    r[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
-    r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
-    r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-    r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
-  }
-  for (int i = 0; i < 4; ++i) {  // then the 128-bit lanes: 8x8, then 16x16
-    t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
-    t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xDD);
-    t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
-    t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xDD);
-  }
-  for (int i = 0; i < 8; ++i) {
-    r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
-    r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xDD);
-  }
-}
 inline void transpose_block(const float* src, int64_t lds, const float* bias, float* dst, int64_t ldd) {
   __m512 r[16];
   for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + i * lds);
-  transpose16(r);
+  simd::transpose16(r);
   for (int c = 0; c < 16; ++c)  // r[c]: channel c of the 16 pixels
     _mm512_storeu_ps(dst + c * ldd, bias ? _mm512_add_ps(r[c], _mm512_set1_ps(bias[c])) : r[c]);
 }
@@ -503,24 +479,11 @@ constexpr bool kHasTransposeBlock = std::is_same_v<T, float>;
 #elif defined(__AVX2__)
 constexpr int64_t kTransposeBlock = 8;
 inline void transpose_block(const float* src, int64_t lds, const float* bias, float* dst, int64_t ldd) {
-  __m256 r[8], t[8];
+  __m256 r[8];
   for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * lds);
-  for (int i = 0; i < 8; i += 2) {
-    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
-  }
-  for (int i = 0; i < 8; i += 4) {
-    r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
-    r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
-    r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-    r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
-  }
-  for (int i = 0; i < 4; ++i) {  // r[i]: channels i and 4 + i of pixels 0-3 | 4-7 ... joined by halves
-    t[i] = _mm256_permute2f128_ps(r[i], r[i + 4], 0x20);
-    t[i + 4] = _mm256_permute2f128_ps(r[i], r[i + 4], 0x31);
-  }
-  for (int c = 0; c < 8; ++c)  // t[c]: channel c of the 8 pixels
-    _mm256_storeu_ps(dst + c * ldd, bias ? _mm256_add_ps(t[c], _mm256_set1_ps(bias[c])) : t[c]);
+  simd::transpose8(r);
+  for (int c = 0; c < 8; ++c)  // r[c]: channel c of the 8 pixels
+    _mm256_storeu_ps(dst + c * ldd, bias ? _mm256_add_ps(r[c], _mm256_set1_ps(bias[c])) : r[c]);
 }
 template <typename T>
 constexpr bool kHasTransposeBlock = std::is_same_v<T, float>;
@@ -584,7 +547,7 @@ void pack_columns_by_tap(const void* ctx, int64_t i0, int64_t mc, int64_t p0, in
           __m512 r[16];
           for (int t = 0; t < 16; ++t)
             r[t] = t < n ? _mm512_maskz_loadu_ps(load, cols.plane + taps[t] + p0 + p) : _mm512_setzero_ps();
-          transpose16(r);  // r[j]: pixel p + j of the mr taps
+          simd::transpose16(r);  // r[j]: pixel p + j of the mr taps
           const int64_t m = std::min<int64_t>(16, kc - p);  // stored whole but the panel's last (see pack_columns)
           for (int64_t j = 0; j < m; ++j)
             if (p + j + 1 < kc) _mm512_storeu_ps(packed + (p + j) * mr, r[j]);
