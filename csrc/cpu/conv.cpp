@@ -569,39 +569,29 @@ int64_t images_per_tile(const ConvGeometry& g) {
 // Each image's columns are written (im2col) and read back (col2im) in place, at column
 // j * OHW of the tile's (CKK, nb * OHW): no staging copy per image (it cost 11-12% of
 // LeNet's second conv, measured).
-// Workspace per thread: cols (CKK, nb * OHW), the (nb * OHW, Kg) tile.
+// Workspace per thread: cols (CKK, nb * OHW), the (Kg, nb * OHW) tile.
 template <typename T>
 void forward_batched(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* out, int64_t nb) {
   const ConvLoops<T>& L = conv_loops<T>();
   const int64_t Kg = g.Kg(), Cg = g.Cg(), CKK = g.CKK(), OHW = g.OHW(), HW = g.HW();
   const int64_t tasks = (g.N + nb - 1) / nb;
-  const int force_t = g_force_transposed.load();
   // Channel-major: the tile is wide enough here that the ragged last register tile costs
   // little, and transposing W (up to 9 MiB, strided) would cost more (measured 18.1 -> 6.5 ms
-  // at 512 -> 512, 4x4, batch 32).
-  const bool transposed = force_t == 1;
-  const std::vector<T> wT = transposed ? transposed_weights(g, w) : std::vector<T>();  // (G, CKK, Kg)
+  // at 512 -> 512, 4x4, batch 32). (A forced pixel-major forward takes forward_implicit.)
   const Split s = split(tasks, g.N * g.K * CKK * OHW);
 #pragma omp parallel for schedule(static) num_threads(s.outer) if (s.outer > 1)
   for (int64_t task = 0; task < tasks; ++task) {
     const int64_t n0 = task * nb, nn = std::min(g.N, n0 + nb) - n0, cn = nn * OHW;
     T* cols = thread_scratch<T, 0>(size_t(CKK * nb * OHW));
     T* scratch = thread_scratch<T, 1>(size_t(conv_scratch_size(g, g.OH)));
-    T* aside = thread_scratch<T, 2>(size_t(nb * OHW * Kg));  // (cn, Kg) transposed, else (Kg, cn)
+    T* aside = thread_scratch<T, 2>(size_t(nb * OHW * Kg));  // (Kg, cn)
     for (int64_t gi = 0; gi < g.G; ++gi) {
       for (int64_t j = 0; j < nn; ++j)
         L.im2col(g, x + ((n0 + j) * g.C + gi * Cg) * HW, 0, g.OH, cols + j * OHW, cn, scratch);
       const T* bg = bias ? bias + gi * Kg : nullptr;
-      if (transposed)
-        run_gemm(GemmArgs<T>{cn, Kg, CKK, cols, 1, cn, wT.data() + gi * CKK * Kg, Kg, 1, aside, Kg, T(1), T(0),
-                             s.inner});
-      else
-        run_gemm(GemmArgs<T>{Kg, cn, CKK, w + gi * Kg * CKK, CKK, 1, cols, cn, 1, aside, cn, T(1), T(0), s.inner});
-      for (int64_t j = 0; j < nn; ++j) {
-        T* o = out + ((n0 + j) * g.K + gi * Kg) * OHW;
-        if (transposed) L.transpose_bias(aside + j * OHW * Kg, OHW, OHW, Kg, Kg, bg, o, OHW);
-        else L.copy_bias(aside + j * OHW, Kg, OHW, cn, bg, o, OHW);
-      }
+      run_gemm(GemmArgs<T>{Kg, cn, CKK, w + gi * Kg * CKK, CKK, 1, cols, cn, 1, aside, cn, T(1), T(0), s.inner});
+      for (int64_t j = 0; j < nn; ++j)
+        L.copy_bias(aside + j * OHW, Kg, OHW, cn, bg, out + ((n0 + j) * g.K + gi * Kg) * OHW, OHW);
     }
   }
 }
@@ -677,10 +667,10 @@ void backward_batched(const ConvGeometry& g, const T* grad_out, const T* x, cons
   // columns packed by the gemm straight from the images' WidePlanes, transposed
   // (pack_pixels_by_tap), never materialised; one product per task as below, or, for
   // large weights, per chunk of images with the threads splitting it (weight_grad_chunks).
-  const bool implicit = grad_w && !dot && forward_implicit_channels<T>(g);
+  bool implicit = grad_w && !dot && forward_implicit_channels<T>(g);
   if (implicit && wsize * int64_t(sizeof(T)) >= kChunkedWeightBytes) {
     weight_grad_chunks(g, grad_out, x, grad_w);
-    grad_w = nullptr;
+    grad_w = nullptr, implicit = false;
     if (!grad_x && !grad_b) return;
   }
   const WidePlane wp(g);
@@ -703,12 +693,11 @@ void backward_batched(const ConvGeometry& g, const T* grad_out, const T* x, cons
       sums[me] = me == 0 ? grad_w : thread_scratch<T, 7>(size_t(wsize));
       std::fill(sums[me], sums[me] + wsize, T(0));
     }
-    const bool implicit_here = implicit && grad_w;
-    T* cols = grad_x || (grad_w && !implicit_here) ? thread_scratch<T, 0>(size_t(CKK * nb * OHW)) : nullptr;
+    T* cols = grad_x || (grad_w && !implicit) ? thread_scratch<T, 0>(size_t(CKK * nb * OHW)) : nullptr;
     T* scratch = thread_scratch<T, 1>(size_t(conv_scratch_size(g, g.OH)));
     T* gob = thread_scratch<T, 2>(size_t(Kg * nb * OHW));
-    T* planes = implicit_here ? thread_scratch<T, 3>(size_t(nb * psize)) : nullptr;
-    int64_t* taps = implicit_here ? thread_scratch<int64_t, 0>(size_t(CKK)) : nullptr;
+    T* planes = implicit ? thread_scratch<T, 3>(size_t(nb * psize)) : nullptr;
+    int64_t* taps = implicit ? thread_scratch<int64_t, 0>(size_t(CKK)) : nullptr;
 #pragma omp for schedule(static)
     for (int64_t task = 0; task < tasks; ++task) {
       const int64_t n0 = task * nb, nn = std::min(g.N, n0 + nb) - n0, cn = nn * OHW;
@@ -722,7 +711,7 @@ void backward_batched(const ConvGeometry& g, const T* grad_out, const T* x, cons
           }
         if (grad_w) {
           T* acc = sums[me] + gi * Kg * CKK;  // (Kg, CKK) += gob @ cols^T
-          if (implicit_here) {
+          if (implicit) {
             for (int64_t j = 0; j < nn; ++j)
               L.implicit_columns(g, x + ((n0 + j) * g.C + gi * Cg) * HW, planes + j * psize, taps);
             const ImplicitPixels<T> px{planes, psize, taps, g.OW, OHW, wp.Wq};
