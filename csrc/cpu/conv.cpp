@@ -96,7 +96,7 @@ constexpr int64_t kDefaultTileKB = 8192;
 std::atomic<int64_t> g_cols_bytes{kDefaultTileKB * 1024};
 int64_t cols_bytes() { return g_cols_bytes.load(std::memory_order_relaxed); }
 std::atomic<int> g_force_dot{-1}, g_force_direct{-1}, g_force_transposed{-1}, g_force_padded{-1},
-    g_force_implicit{-1}, g_force_unpacked{-1}, g_force_flipped{-1};
+    g_force_implicit{-1}, g_force_unpacked{-1}, g_force_flipped{-1}, g_force_winograd{-1};
 
 template <typename T>
 void run_gemm(const GemmArgs<T>& g) {
@@ -803,6 +803,16 @@ bool backward_whole_images(const ConvGeometry& g) {
   return forward_implicit_channels<T>(g) && !forward_transposed<T>(g) && tile_rows<T>(g) >= g.OH;
 }
 
+// Winograd's F(2x2, 3x3) (conv_winograd.cpp) for 3x3 stride-1 undilated convs with enough
+// channels on both sides for its 16 products.
+constexpr int64_t kWinogradMinChannels = 16;
+bool winograd_fits(const ConvGeometry& g) {
+  const bool shape = g.KH == 3 && g.KW == 3 && g.SH == 1 && g.SW == 1 && g.DH == 1 && g.DW == 1;
+  const int force = g_force_winograd.load();
+  if (force >= 0) return force == 1 && shape;
+  return shape && g.Cg() >= kWinogradMinChannels && g.Kg() >= kWinogradMinChannels;
+}
+
 // Depthwise convolutions (one input channel per group) run the direct loops: forward up to
 // 8 filters per channel, backward for one (measured at 56x56: 2-5x faster than their thin
 // gemms; with more filters per channel the gemms win, LeNet's 20 filters on 1 channel by 2x).
@@ -818,6 +828,7 @@ template <typename T>
 void conv2d_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* out) {
   if (g.N == 0 || g.K == 0) return;
   if (use_direct(g, false)) forward_depthwise(g, x, w, bias, out);
+  else if (winograd_fits(g)) conv2d_forward_winograd(g, x, w, bias, out, cols_bytes());
   else if (unpacked_fits<T>(g)) forward_unpacked(g, x, w, bias, out);
   else if (forward_transposed<T>(g)) forward_implicit(g, x, w, bias, out);
   else if (forward_implicit_channels<T>(g)) forward_implicit_pixels(g, x, w, bias, out, images_per_tile<T>(g));
@@ -844,7 +855,7 @@ bool input_grad_by_forward(const ConvGeometry& g, ConvGeometry& f) {
   // (its output channels, the conv's input channels, fill the kernel's 8-channel tiles: with
   // fewer it is slower -- 2 threads: 3 -> 32 channels 32x32 1.13 -> 1.73 ms, LeNet's 1 -> 20
   // 0.30 -> 0.98; 8 -> 32 0.50 -> 0.43, 16 -> 32 1.18 -> 0.73)
-  return force >= 0 ? force == 1 : g.Cg() >= kImplicitChannels && unpacked_fits<T>(f);
+  return force >= 0 ? force == 1 : (g.Cg() >= kImplicitChannels && unpacked_fits<T>(f)) || winograd_fits(f);
 }
 
 // wf (C, Kg, KH, KW): wf[gi * Cg + c, k, kh, kw] = w[gi * Kg + k, c, KH - 1 - kh, KW - 1 - kw].
@@ -906,7 +917,8 @@ void conv_transpose2d_backward(const ConvGeometry& g, const T* grad_out, const T
 }
 
 void conv_set_tuning(int64_t tile_kb, int dot, int direct, int transposed, int padded, int implicit, int unpacked,
-                     int flipped) {
+                     int flipped, int winograd) {
+  g_force_winograd = winograd;
   g_cols_bytes = (tile_kb > 0 ? tile_kb : kDefaultTileKB) * 1024;
   g_force_dot = dot, g_force_direct = direct, g_force_transposed = transposed, g_force_padded = padded;
   g_force_implicit = implicit, g_force_unpacked = unpacked, g_force_flipped = flipped;

@@ -320,7 +320,7 @@ void bind_conv(py::module_& m) {
   // Private: forces the algorithm choices (tests, tuning); no arguments restores the defaults.
   m.def("_conv_tuning", &conv_set_tuning, py::arg("tile_kb") = 0, py::arg("dot") = -1, py::arg("direct") = -1,
         py::arg("transposed") = -1, py::arg("padded") = -1, py::arg("implicit") = -1,
-        py::arg("unpacked") = -1, py::arg("flipped") = -1);
+        py::arg("unpacked") = -1, py::arg("flipped") = -1, py::arg("winograd") = -1);
   auto needs_default = py::make_tuple(true, true, true);
   m.def("conv2d_forward", &conv2d_forward_py, py::arg("input"), py::arg("weight"), py::arg("bias") = py::none(),
         py::arg("stride") = 1, py::arg("padding") = 0, py::arg("dilation") = 1, py::arg("groups") = 1,

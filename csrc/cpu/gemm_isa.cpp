@@ -246,10 +246,12 @@ struct CallerB {
 };
 
 // c(MR, NR) = alpha * a_panel @ b_panel + beta * c   (beta == 0: c is not read)
+// a_panel's columns lie AS apart: a panel packed MR_full tall can feed a shorter kernel
+// (the ragged last rows of a block, see gemm_serial).
 // Never inlined: inside some of gemm_serial's instantiations the compiler ran short of
 // vector registers and kept a B vector on the stack, one extra load per FMA (25% slower,
 // measured on a conv layer); as its own function it always gets all 32.
-template <typename T, int MR, int NV>
+template <typename T, int MR, int NV, int AS = MR>
 [[gnu::noinline]] void micro_kernel(int64_t kc, const T* __restrict a, const T* __restrict b, T* c, int64_t rs_c,
                          T alpha, T beta) {
   using V = Vec<T>;
@@ -272,7 +274,7 @@ template <typename T, int MR, int NV>
 #pragma GCC unroll 8
       for (int v = 0; v < NV; ++v) acc[i][v] = V::fma(ai, bv[v], acc[i][v]);
     }
-    a += MR;
+    a += AS;
     b += NR;
   }
 
@@ -326,6 +328,14 @@ void gemm_serial(const GemmArgs<T>& g, const PackA& pack_a, const PackB& pack_b)
             T* c = g.C + (ic + ir) * g.rs_c + jc + jr;
             if (mr == MR && nr == NR) {
               micro_kernel<T, MR, NV>(kc, ap, bp, c, g.rs_c, g.alpha, beta);
+            } else if (nr == NR && mr == MR / 3) {
+              // Ragged rows of a power-of-two M (64, 256 in float32 on AVX-512: 4 of 12;
+              // 128, 512: 8 of 12), a conv's output channels: a shorter kernel on the same
+              // panel, straight into C. (The full tile aside cost as much as a whole one:
+              // M = 256 took as long as 264, 1 thread.)
+              micro_kernel<T, MR / 3, NV, MR>(kc, ap, bp, c, g.rs_c, g.alpha, beta);
+            } else if (nr == NR && mr == 2 * MR / 3) {
+              micro_kernel<T, 2 * MR / 3, NV, MR>(kc, ap, bp, c, g.rs_c, g.alpha, beta);
             } else {  // ragged edge: compute the full tile aside, add the part that exists
               alignas(64) T tile[MR * NR];
               micro_kernel<T, MR, NV>(kc, ap, bp, tile, NR, g.alpha, T(0));

@@ -188,6 +188,25 @@ const ConvLoops<T>& conv_loops() {
   else return pick_conv_kernels().f64;
 }
 
+// The transforms of Winograd's F(2x2, 3x3), per ISA (csrc/cpu/conv_winograd_isa.cpp),
+// over lists of tiles given by offsets (see conv_winograd.cpp):
+template <typename T>
+struct WinogradLoops {
+  // U[xi * KC + i] = (G w_i G^T)[xi] for the filters i in [kc0, kc0 + n) of w (KC, 3, 3).
+  void (*filters)(int64_t kc0, int64_t n, int64_t KC, const T* w, T* U);
+  // V[xi * vs + p] = (B^T d_p B)[xi], d_p the 4x4 patch at planes + off[p] (rows Wp apart).
+  void (*input)(const T* planes, const int32_t* off, int64_t P, int64_t Wp, T* V, int64_t vs);
+  // out[oo[p] + a * OW + b] = (A^T m_p A)[a][b] + bias, m_p[xi] = M[xi * ms + p]; b = 1 only
+  // where flags[p] & 1, a = 1 only where flags[p] & 2.
+  void (*output)(const T* M, int64_t ms, const int32_t* oo, const uint8_t* flags, int64_t P, int64_t OW, T bias,
+                 T* out);
+};
+struct WinogradKernels {
+  WinogradLoops<float> f32;
+  WinogradLoops<double> f64;
+};
+PYDL_DECLARE_ISA_TABLE(WinogradKernels, winograd_kernels)
+
 // The drivers (csrc/cpu/conv.cpp), on C-contiguous arrays of the geometry's shapes.
 // out (N, K, OH, OW) = conv2d(x (N, C, H, W), w (K, Cg, KH, KW)) + bias (K or null)
 template <typename T>
@@ -196,6 +215,12 @@ void conv2d_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias
 template <typename T>
 void conv2d_backward(const ConvGeometry& g, const T* grad_out, const T* x, const T* w, T* grad_x, T* grad_w,
                      T* grad_b);
+// conv2d_forward of a 3x3, stride-1, undilated conv by Winograd's F(2x2, 3x3)
+// (csrc/cpu/conv_winograd.cpp), the images in chunks whose transformed tiles take at most
+// budget_bytes.
+template <typename T>
+void conv2d_forward_winograd(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* out,
+                             int64_t budget_bytes);
 // The transposed convolution, in the geometry of the conv2d it transposes: x (N, K, OH, OW),
 // w (K, Cg, KH, KW), out (N, C, H, W), bias (C or null).
 template <typename T>
@@ -210,8 +235,9 @@ void conv_transpose2d_backward(const ConvGeometry& g, const T* grad_out, const T
 // gradient by dot products, direct depthwise loops, pixel-major forward, zero-padded tiles,
 // channel-major forward as an implicit GEMM (else over materialised columns), the implicit
 // forward unpacked (where the ISA has it; see conv_isa.cpp's implicit_forward), a stride-1
-// input gradient as the forward conv of the flipped kernel (where the geometry allows it).
+// input gradient as the forward conv of the flipped kernel (where the geometry allows it),
+// Winograd's F(2x2, 3x3) for 3x3 stride-1 convs.
 void conv_set_tuning(int64_t tile_kb, int dot, int direct, int transposed, int padded, int implicit, int unpacked,
-                     int flipped);
+                     int flipped, int winograd);
 
 }  // namespace pydl
