@@ -804,8 +804,12 @@ bool backward_whole_images(const ConvGeometry& g) {
 }
 
 // Winograd's F(2x2, 3x3) (conv_winograd.cpp) for 3x3 stride-1 undilated convs with enough
-// channels on both sides for its 16 products.
-constexpr int64_t kWinogradMinChannels = 16;
+// channels on both sides: its transforms cost per channel what its 16 products save per
+// channel pair. 2 threads, CIFAR ResNet-18 B32, ms, forward / weight gradient against the
+// paths above: 16x16x128 4.95 -> 4.07 / 5.76 -> 4.33, 8x8x256 5.74 -> 3.58 / 5.68 -> 3.49,
+// 4x4x512 5.53 -> 4.54 / 5.96 -> 3.62; at 32x32x64 the forward lost, 4.9 -> 7.3 (1 thread it
+// won, 9.9 -> 8.7: the transforms' memory traffic does not scale), the weight gradient 6.7 -> 6.3.
+constexpr int64_t kWinogradMinChannels = 128;
 bool winograd_fits(const ConvGeometry& g) {
   const bool shape = g.KH == 3 && g.KW == 3 && g.SH == 1 && g.SW == 1 && g.DH == 1 && g.DW == 1;
   const int force = g_force_winograd.load();
@@ -859,16 +863,21 @@ bool input_grad_by_forward(const ConvGeometry& g, ConvGeometry& f) {
 }
 
 // wf (C, Kg, KH, KW): wf[gi * Cg + c, k, kh, kw] = w[gi * Kg + k, c, KH - 1 - kh, KW - 1 - kw].
+// (Row by row of wf, written in order: one kernel at a time in w's order wrote KK values
+// Kg * KK apart each time, 1.4 ms at 512 -> 512 channels.)
 template <typename T>
 void flip_weights(const ConvGeometry& g, const T* w, T* wf) {
   const int64_t Kg = g.Kg(), Cg = g.Cg(), KK = g.KH * g.KW;
-  for (int64_t gi = 0; gi < g.G; ++gi)
-    for (int64_t k = 0; k < Kg; ++k)
-      for (int64_t c = 0; c < Cg; ++c) {
-        const T* src = w + ((gi * Kg + k) * Cg + c) * KK;
-        T* dst = wf + ((gi * Cg + c) * Kg + k) * KK;
-        for (int64_t t = 0; t < KK; ++t) dst[t] = src[KK - 1 - t];
-      }
+  const int t = threads_for(g.K * g.CKK(), int64_t(1) << 18);
+#pragma omp parallel for schedule(static) num_threads(t) if (t > 1)
+  for (int64_t row = 0; row < g.C; ++row) {  // row = gi * Cg + c
+    const int64_t gi = row / Cg, c = row % Cg;
+    for (int64_t k = 0; k < Kg; ++k) {
+      const T* src = w + ((gi * Kg + k) * Cg + c) * KK;
+      T* dst = wf + (row * Kg + k) * KK;
+      for (int64_t q = 0; q < KK; ++q) dst[q] = src[KK - 1 - q];
+    }
+  }
 }
 
 template <typename T>
@@ -879,6 +888,10 @@ void conv2d_backward(const ConvGeometry& g, const T* grad_out, const T* x, const
     flip_weights(g, w, wf);
     conv2d_forward<T>(f, grad_out, wf, nullptr, grad_x);
     grad_x = nullptr;
+  }
+  if (grad_w && g.N > 0 && g.K > 0 && winograd_fits(g)) {
+    conv2d_weight_grad_winograd(g, grad_out, x, grad_w, cols_bytes());
+    grad_w = nullptr;
   }
   if (g.N == 0 || g.K == 0 || !(grad_x || grad_w) || use_direct(g, true)) {
     if (grad_b) channel_sums(grad_out, g.N, g.K, g.OHW(), grad_b);

@@ -52,6 +52,7 @@ namespace pydl {
 namespace {
 
 constexpr int kXi = 16;  // positions of a transformed 4x4 tile
+constexpr int64_t kFilterBlock = 1024;  // filters a transform task takes
 
 template <typename T>
 const WinogradLoops<T>& winograd_loops() {
@@ -63,6 +64,12 @@ template <typename T>
 void gemm_on_panels(const GemmArgs<T>& g, const T* a_panels) {
   if constexpr (sizeof(T) == sizeof(float)) pick_gemm_kernels().f32_from(g, GemmSources<T>{{}, a_panels});
   else pick_gemm_kernels().f64_from(g, GemmSources<T>{{}, a_panels});
+}
+
+template <typename T>
+void gemm_plain(const GemmArgs<T>& g) {
+  if constexpr (sizeof(T) == sizeof(float)) pick_gemm_kernels().f32(g);
+  else pick_gemm_kernels().f64(g);
 }
 
 template <typename T>
@@ -100,29 +107,69 @@ TileLists tile_lists(const ConvGeometry& g, int64_t nb, int64_t TH, int64_t TW, 
   return t;
 }
 
+// How a call cuts its work: the tiles (TH x TW per image), the padded planes their patches
+// are read from (the patch of the last tile reaches row 2 TH + 1 and column 2 TW + 1, counted
+// from PH rows above the image), and nb images per chunk: the chunk's transformed tiles (V
+// and M, or dM) within the budget, its offsets within int32.
+struct Plan {
+  int64_t TH, TW, tiles, Hp, Wp, nb;
+  TileLists lists;
+  template <typename T>
+  Plan(const ConvGeometry& g, int64_t budget_bytes, T)
+      : TH((g.OH + 1) / 2), TW((g.OW + 1) / 2), tiles(TH * TW), Hp(2 * TH + 2), Wp(2 * TW + 2) {
+    const int64_t image_bytes = kXi * (g.Cg() + g.Kg()) * tiles * int64_t(sizeof(T));
+    const int64_t limit = (int64_t(1) << 31) / std::max(g.K * g.OHW(), Hp * Wp) - 1;
+    nb = std::clamp<int64_t>(std::min(budget_bytes / std::max<int64_t>(1, image_bytes), limit), 1, g.N);
+    lists = tile_lists(g, nb, TH, TW, Hp, Wp);
+  }
+};
+
+// The chunk's padded planes (nb, Hp, Wp), one per thread, zero where no image row or column
+// lands (the same places for every chunk and channel of a call: zeroed once).
+template <typename T>
+T* zeroed_planes(const Plan& p) {
+  T* planes = thread_scratch<T, 4>(size_t(p.nb * p.Hp * p.Wp));
+  std::fill(planes, planes + p.nb * p.Hp * p.Wp, T(0));
+  return planes;
+}
+
+// V[xi][c][.] (rows P long) <- the tiles of nn images' channel plane c (x: the first
+// image's plane, images C * H * W apart), through the padded planes.
+template <typename T>
+void input_tiles(const ConvGeometry& g, const Plan& p, const WinogradLoops<T>& L, const T* x, int64_t nn, T* planes,
+                 T* V, int64_t c, int64_t P) {
+  const int64_t H = g.H, W = g.W, Wp = p.Wp;
+  const int64_t r0 = std::max<int64_t>(0, -g.PH), r1 = std::min<int64_t>(H, p.Hp - g.PH);
+  const int64_t c0 = std::max<int64_t>(0, -g.PW), c1 = std::min<int64_t>(W, Wp - g.PW);
+  for (int64_t j = 0; j < nn; ++j) {
+    const T* src = x + j * g.C * g.HW();
+    T* dst = planes + j * p.Hp * Wp + g.PH * Wp + g.PW;
+    for (int64_t r = r0; r < r1 && c1 > c0; ++r) std::copy(src + r * W + c0, src + r * W + c1, dst + r * Wp + c0);
+  }
+  L.input(planes, p.lists.patch.data(), P, Wp, V + c * P, g.Cg() * P);
+}
+
+template <typename T>
+void keep_first(std::exception_ptr& failure) {
+#pragma omp critical(pydl_conv_failure)
+  if (!failure) failure = std::current_exception();
+}
+
 }  // namespace
 
 template <typename T>
 void conv2d_forward_winograd(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* out,
                              int64_t budget_bytes) {
   const WinogradLoops<T>& L = winograd_loops<T>();
-  const int64_t Kg = g.Kg(), Cg = g.Cg(), H = g.H, W = g.W, HW = g.HW();
-  const int64_t TH = (g.OH + 1) / 2, TW = (g.OW + 1) / 2, tiles = TH * TW;
-  // The padded planes: the patch of the last tile reaches row 2 TH + 1 (column 2 TW + 1),
-  // counted from PH rows above the image.
-  const int64_t Hp = 2 * TH + 2, Wp = 2 * TW + 2;
-  // Images per chunk: V and M within the budget, the offsets within int32.
-  const int64_t image_bytes = kXi * (Cg + Kg) * tiles * int64_t(sizeof(T));
-  const int64_t limit = (int64_t(1) << 31) / std::max(g.K * g.OHW(), Hp * Wp) - 1;
-  const int64_t nb = std::clamp<int64_t>(std::min(budget_bytes / std::max<int64_t>(1, image_bytes), limit), 1, g.N);
+  const int64_t Kg = g.Kg(), Cg = g.Cg();
+  const Plan plan(g, budget_bytes, T());
+  const int64_t nb = plan.nb, tiles = plan.tiles;
   const int64_t usize = panels_size<T>(Kg, Cg), KC = Kg * Cg;
   T* U = thread_scratch<T, 0>(size_t(kXi * KC));             // (16, Kg, Cg), one group at a time
   T* Upk = thread_scratch<T, 1>(size_t(g.G * kXi * usize));  // (G, 16) panels
   T* V = thread_scratch<T, 2>(size_t(kXi * Cg * nb * tiles));  // (16, Cg, P)
   T* M = thread_scratch<T, 3>(size_t(kXi * Kg * nb * tiles));  // (16, Kg, P)
-  const TileLists lists = tile_lists(g, nb, TH, TW, Hp, Wp);
   const int tf = threads_for(KC * 9, int64_t(1) << 18);
-  constexpr int64_t kFilterBlock = 1024;
   for (int64_t gi = 0; gi < g.G; ++gi) {
 #pragma omp parallel for schedule(static) num_threads(tf) if (tf > 1)
     for (int64_t kc0 = 0; kc0 < KC; kc0 += kFilterBlock)
@@ -133,53 +180,95 @@ void conv2d_forward_winograd(const ConvGeometry& g, const T* x, const T* w, cons
   std::exception_ptr failure;  // an exception may not leave an OpenMP region: carry it out
 #pragma omp parallel num_threads(t) if (t > 1)
   {
-    T* planes = nullptr;  // (nb, Hp, Wp): zero where no image row or column lands, for the whole call
+    T* planes = nullptr;
     try {
-      planes = thread_scratch<T, 4>(size_t(nb * Hp * Wp));
-      std::fill(planes, planes + nb * Hp * Wp, T(0));
+      planes = zeroed_planes<T>(plan);
     } catch (...) {
-#pragma omp critical(pydl_conv_failure)
-      if (!failure) failure = std::current_exception();
+      keep_first<T>(failure);
     }
-    // The rows and columns of an image that land in the padded planes.
-    const int64_t r0 = std::max<int64_t>(0, -g.PH), r1 = std::min<int64_t>(H, Hp - g.PH);
-    const int64_t c0 = std::max<int64_t>(0, -g.PW), c1 = std::min<int64_t>(W, Wp - g.PW);
     for (int64_t n0 = 0; n0 < g.N; n0 += nb) {
       const int64_t nn = std::min(nb, g.N - n0), P = nn * tiles;
       for (int64_t gi = 0; gi < g.G; ++gi) {
 #pragma omp for schedule(static)
-        for (int64_t c = 0; c < Cg; ++c) {
-          if (!planes) continue;
-          for (int64_t j = 0; j < nn; ++j) {
-            const T* src = x + ((n0 + j) * g.C + gi * Cg + c) * HW;
-            T* dst = planes + j * Hp * Wp + g.PH * Wp + g.PW;
-            for (int64_t r = r0; r < r1 && c1 > c0; ++r) std::copy(src + r * W + c0, src + r * W + c1, dst + r * Wp + c0);
-          }
-          L.input(planes, lists.patch.data(), P, Wp, V + c * P, Cg * P);
-        }
+        for (int64_t c = 0; c < Cg; ++c)
+          if (planes) input_tiles(g, plan, L, x + (n0 * g.C + gi * Cg + c) * g.HW(), nn, planes, V, c, P);
 #pragma omp for schedule(static)
         for (int xi = 0; xi < kXi; ++xi) {
           try {
             gemm_on_panels(GemmArgs<T>{Kg, P, Cg, U, Cg, 1, V + xi * Cg * P, P, 1, M + xi * Kg * P, P, T(1), T(0), 1},
                            Upk + (gi * kXi + xi) * usize);
           } catch (...) {
-#pragma omp critical(pydl_conv_failure)
-            if (!failure) failure = std::current_exception();
+            keep_first<T>(failure);
           }
         }
 #pragma omp for schedule(static)
         for (int64_t k = 0; k < Kg; ++k)
-          L.output(M + k * P, Kg * P, lists.tile.data(), lists.flags.data(), P, g.OW, bias ? bias[gi * Kg + k] : T(0),
-                   out + (n0 * g.K + gi * Kg + k) * g.OHW());
+          L.output(M + k * P, Kg * P, plan.lists.tile.data(), plan.lists.flags.data(), P, g.OW,
+                   bias ? bias[gi * Kg + k] : T(0), out + (n0 * g.K + gi * Kg + k) * g.OHW());
       }
     }
   }
   if (failure) std::rethrow_exception(failure);
 }
 
-template void conv2d_forward_winograd<float>(const ConvGeometry&, const float*, const float*, const float*, float*,
-                                             int64_t);
-template void conv2d_forward_winograd<double>(const ConvGeometry&, const double*, const double*, const double*,
-                                              double*, int64_t);
+// The weight gradient: dU_xi (Kg, Cg) = sum over the chunks of dM_xi (Kg, P) @ V_xi^T, dM the
+// grad_out tiles transformed (A dY A^T), then grad_w = G^T dU G. Each position's sum is one
+// thread's, over the chunks in order: the same result for any thread count.
+template <typename T>
+void conv2d_weight_grad_winograd(const ConvGeometry& g, const T* grad_out, const T* x, T* grad_w,
+                                 int64_t budget_bytes) {
+  const WinogradLoops<T>& L = winograd_loops<T>();
+  const int64_t Kg = g.Kg(), Cg = g.Cg(), KC = Kg * Cg;
+  const Plan plan(g, budget_bytes, T());
+  const int64_t nb = plan.nb, tiles = plan.tiles;
+  T* dU = thread_scratch<T, 0>(size_t(g.G * kXi * KC));        // (G, 16, Kg, Cg)
+  T* V = thread_scratch<T, 2>(size_t(kXi * Cg * nb * tiles));   // (16, Cg, P)
+  T* dM = thread_scratch<T, 3>(size_t(kXi * Kg * nb * tiles));  // (16, Kg, P)
+  const int t = threads_for(g.N * g.K * Cg * tiles * kXi, int64_t(1) << 22);
+  std::exception_ptr failure;
+#pragma omp parallel num_threads(t) if (t > 1)
+  {
+    T* planes = nullptr;
+    try {
+      planes = zeroed_planes<T>(plan);
+    } catch (...) {
+      keep_first<T>(failure);
+    }
+    for (int64_t n0 = 0; n0 < g.N; n0 += nb) {
+      const int64_t nn = std::min(nb, g.N - n0), P = nn * tiles;
+      for (int64_t gi = 0; gi < g.G; ++gi) {
+#pragma omp for schedule(static) nowait
+        for (int64_t c = 0; c < Cg; ++c)
+          if (planes) input_tiles(g, plan, L, x + (n0 * g.C + gi * Cg + c) * g.HW(), nn, planes, V, c, P);
+#pragma omp for schedule(static)
+        for (int64_t k = 0; k < Kg; ++k)
+          L.grad_output(grad_out + (n0 * g.K + gi * Kg + k) * g.OHW(), plan.lists.tile.data(),
+                        plan.lists.flags.data(), P, g.OW, dM + k * P, Kg * P);
+#pragma omp for schedule(static)
+        for (int xi = 0; xi < kXi; ++xi) {
+          try {
+            gemm_plain(GemmArgs<T>{Kg, Cg, P, dM + xi * Kg * P, P, 1, V + xi * Cg * P, 1, P,
+                                   dU + (gi * kXi + xi) * KC, Cg, T(1), n0 == 0 ? T(0) : T(1), 1});
+          } catch (...) {
+            keep_first<T>(failure);
+          }
+        }
+      }
+    }
+  }
+  if (failure) std::rethrow_exception(failure);
+  const int tf = threads_for(KC * 9, int64_t(1) << 18);
+  for (int64_t gi = 0; gi < g.G; ++gi) {
+#pragma omp parallel for schedule(static) num_threads(tf) if (tf > 1)
+    for (int64_t kc0 = 0; kc0 < KC; kc0 += kFilterBlock)
+      L.grad_filters(kc0, std::min(kFilterBlock, KC - kc0), KC, dU + gi * kXi * KC, grad_w + gi * KC * 9);
+  }
+}
+
+#define PYDL_WINOGRAD_INSTANTIATE(T)                                                                          \
+  template void conv2d_forward_winograd<T>(const ConvGeometry&, const T*, const T*, const T*, T*, int64_t); \
+  template void conv2d_weight_grad_winograd<T>(const ConvGeometry&, const T*, const T*, T*, int64_t);
+PYDL_WINOGRAD_INSTANTIATE(float)
+PYDL_WINOGRAD_INSTANTIATE(double)
 
 }  // namespace pydl

@@ -200,6 +200,11 @@ struct WinogradLoops {
   // where flags[p] & 1, a = 1 only where flags[p] & 2.
   void (*output)(const T* M, int64_t ms, const int32_t* oo, const uint8_t* flags, int64_t P, int64_t OW, T bias,
                  T* out);
+  // The weight gradient's: dM[xi * ms + p] = (A dY_p A^T)[xi], dY_p the 2x2 tile at go + oo[p]
+  // (zero where flags[p] says it has no second column / row) ...
+  void (*grad_output)(const T* go, const int32_t* oo, const uint8_t* flags, int64_t P, int64_t OW, T* dM, int64_t ms);
+  // ... and gw[i * 9 ..] = G^T dU_i G, dU_i[xi] = dU[xi * KC + i], for i in [kc0, kc0 + n).
+  void (*grad_filters)(int64_t kc0, int64_t n, int64_t KC, const T* dU, T* gw);
 };
 struct WinogradKernels {
   WinogradLoops<float> f32;
@@ -221,6 +226,10 @@ void conv2d_backward(const ConvGeometry& g, const T* grad_out, const T* x, const
 template <typename T>
 void conv2d_forward_winograd(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* out,
                              int64_t budget_bytes);
+// ... and its weight gradient, grad_w (K, Cg, 3, 3) = the sum over the images (not added to).
+template <typename T>
+void conv2d_weight_grad_winograd(const ConvGeometry& g, const T* grad_out, const T* x, T* grad_w,
+                                 int64_t budget_bytes);
 // The transposed convolution, in the geometry of the conv2d it transposes: x (N, K, OH, OW),
 // w (K, Cg, KH, KW), out (N, C, H, W), bias (C or null).
 template <typename T>
