@@ -902,8 +902,8 @@ void conv2d_backward(const ConvGeometry& g, const T* grad_out, const T* x, const
     if (grad_w) std::fill(grad_w, grad_w + g.K * g.CKK(), T(0));
     return;
   }
+  if (!(grad_x || grad_w)) return;
   if (use_direct(g, true)) backward_depthwise(g, grad_out, x, w, grad_x, grad_w);
-  else if (!(grad_x || grad_w)) return;
   else if (const int64_t nb = images_per_tile<T>(g); nb > 1 || backward_whole_images<T>(g))
     backward_batched(g, grad_out, x, w, grad_x, grad_w, grad_b, nb);
   else backward_gemm(g, grad_out, x, w, grad_x, grad_w, grad_b);

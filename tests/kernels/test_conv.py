@@ -66,6 +66,10 @@ CONV_CASES = [
     # Stride 1, rows of 16 or more: the input gradient as the forward conv of the flipped
     # kernel (asymmetric 'same' padding, groups, dilation).
     pytest.param((2, 4, 18, 20), (6, 2, 3, 2), dict(padding="same", dilation=(1, 2), groups=2), id="flipped-input-grad"),
+    # 3x3 stride 1 with 128+ channels per group on both sides: Winograd's F(2x2, 3x3) (odd
+    # output sizes: tiles with no second row / column; padding 2 and 0; groups).
+    pytest.param((3, 128, 5, 7), (128, 128, 3, 3), dict(padding=1), id="winograd-odd"),
+    pytest.param((2, 256, 4, 3), (256, 128, 3, 3), dict(padding=(2, 0), groups=2), id="winograd-groups2"),
 ]
 
 TRANSPOSE_CASES = [
@@ -129,7 +133,8 @@ def test_conv2d_without_bias(backend, x_shape, w_shape, kw, rng):
 
 @pytest.mark.parametrize("path", isa_paths())
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
-@pytest.mark.parametrize("x_shape,w_shape,kw", [CONV_CASES[i] for i in (1, 4, 9, 12, 20, 25, 32, 33, 35, 36, 37, 41)])
+@pytest.mark.parametrize("x_shape,w_shape,kw",
+                         [CONV_CASES[i] for i in (1, 4, 9, 12, 20, 25, 32, 33, 35, 36, 37, 41, 42, 43)])
 def test_every_isa_path_matches_reference(path, dtype, x_shape, w_shape, kw, isa, rng):
     isa(path)
     check_conv("cpu", dtype, x_shape, w_shape, kw, rng)
@@ -141,11 +146,12 @@ def test_every_isa_path_matches_reference(path, dtype, x_shape, w_shape, kw, isa
 # the weight gradient by dot products or by the gemm, channel- or pixel-major forward gemms,
 # zero-padded or ragged register tiles, direct or gemm depthwise loops, the channel-major
 # forward as an implicit GEMM or not, the implicit GEMM unpacked (float32 on AVX-512, output
-# rows of 16 or more; the default there) or not.
+# rows of 16 or more; the default there) or not, Winograd's F(2x2, 3x3) for 3x3 stride-1
+# undilated convs or not (with one image per chunk: tile_kb=1).
 PATHS = [dict(tile_kb=1, unpacked=0), dict(dot=1), dict(dot=0), dict(transposed=1, unpacked=0),
          dict(transposed=0, padded=0, unpacked=0), dict(padded=1, unpacked=0), dict(direct=0), dict(direct=1),
          dict(implicit=0, unpacked=0), dict(implicit=1, unpacked=0), dict(unpacked=1), dict(flipped=0),
-         dict(flipped=1)]
+         dict(flipped=1), dict(winograd=0), dict(winograd=1), dict(winograd=1, tile_kb=1)]
 
 
 @pytest.fixture
@@ -159,7 +165,8 @@ def conv_path():
 @pytest.mark.parametrize("cfg", PATHS, ids=[",".join(f"{k}={v}" for k, v in c.items()) for c in PATHS])
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("x_shape,w_shape,kw",
-                         [CONV_CASES[i] for i in (1, 3, 8, 9, 10, 11, 13, 20, 25, 29, 30, 31, 33, 34, 35, 38, 39, 40, 41)])
+                         [CONV_CASES[i] for i in (0, 1, 3, 8, 9, 10, 11, 13, 20, 25, 29, 30, 31, 33, 34, 35, 38, 39, 40,
+                                                  41, 42, 43)])
 def test_every_cpu_algorithm_matches_reference(cfg, dtype, x_shape, w_shape, kw, conv_path, rng):
     conv_path(cfg)
     check_conv("cpu", dtype, x_shape, w_shape, kw, rng)
