@@ -8,9 +8,11 @@ import numpy as np
 
 from ..harness import Case, kernel, reference_kernel, torch
 
-# (pass, name, N, C, H, W, K, kernel, stride, padding): DESIGN.md's four canonical layers
+# (pass, name, N, C, H, W, K, kernel, stride, padding): DESIGN.md's four canonical layers,
+# and a deep layer of the CIFAR ResNet-18 (e2e) that runs Winograd's F(2x2, 3x3)
 _LAYERS = [("LeNet", 64, 1, 28, 28, 20, 5, 1, 2), ("ResNet", 32, 64, 56, 56, 64, 3, 1, 1),
-           ("AlexNet-1", 16, 3, 224, 224, 64, 11, 4, 2), ("CIFAR", 128, 3, 32, 32, 32, 3, 1, 1)]
+           ("AlexNet-1", 16, 3, 224, 224, 64, 11, 4, 2), ("CIFAR", 128, 3, 32, 32, 32, 3, 1, 1),
+           ("ResNet-18 8x8x256", 32, 256, 8, 8, 256, 3, 1, 1)]
 SHAPES = [(p,) + layer for p in ("fwd", "fwd+bwd") for layer in _LAYERS]
 QUICK = [("fwd", "tiny", 2, 3, 9, 8, 4, 3, 2, 1), ("fwd+bwd", "tiny", 2, 3, 9, 8, 4, 3, 2, 1)]
 
