@@ -155,6 +155,30 @@ void keep_first(std::exception_ptr& failure) {
   if (!failure) failure = std::current_exception();
 }
 
+// Inside a parallel region, every thread: for each chunk of images and group, the chunk's
+// input tiles into V (split across the threads), then step(n0, nn, P, gi) -- the call's
+// own work-shared loops on them.
+template <typename T, typename Step>
+void over_chunks(const ConvGeometry& g, const Plan& plan, const WinogradLoops<T>& L, const T* x, T* V,
+                 std::exception_ptr& failure, Step step) {
+  T* planes = nullptr;
+  try {
+    planes = zeroed_planes<T>(plan);
+  } catch (...) {
+    keep_first<T>(failure);
+  }
+  const int64_t Cg = g.Cg();
+  for (int64_t n0 = 0; n0 < g.N; n0 += plan.nb) {
+    const int64_t nn = std::min(plan.nb, g.N - n0), P = nn * plan.tiles;
+    for (int64_t gi = 0; gi < g.G; ++gi) {
+#pragma omp for schedule(static)
+      for (int64_t c = 0; c < Cg; ++c)
+        if (planes) input_tiles(g, plan, L, x + (n0 * g.C + gi * Cg + c) * g.HW(), nn, planes, V, c, P);
+      step(n0, nn, P, gi);
+    }
+  }
+}
+
 }  // namespace
 
 template <typename T>
@@ -179,35 +203,21 @@ void conv2d_forward_winograd(const ConvGeometry& g, const T* x, const T* w, cons
   const int t = threads_for(g.N * g.K * Cg * tiles * kXi, int64_t(1) << 22);
   std::exception_ptr failure;  // an exception may not leave an OpenMP region: carry it out
 #pragma omp parallel num_threads(t) if (t > 1)
-  {
-    T* planes = nullptr;
-    try {
-      planes = zeroed_planes<T>(plan);
-    } catch (...) {
-      keep_first<T>(failure);
-    }
-    for (int64_t n0 = 0; n0 < g.N; n0 += nb) {
-      const int64_t nn = std::min(nb, g.N - n0), P = nn * tiles;
-      for (int64_t gi = 0; gi < g.G; ++gi) {
+  over_chunks(g, plan, L, x, V, failure, [&](int64_t n0, int64_t, int64_t P, int64_t gi) {
 #pragma omp for schedule(static)
-        for (int64_t c = 0; c < Cg; ++c)
-          if (planes) input_tiles(g, plan, L, x + (n0 * g.C + gi * Cg + c) * g.HW(), nn, planes, V, c, P);
-#pragma omp for schedule(static)
-        for (int xi = 0; xi < kXi; ++xi) {
-          try {
-            gemm_on_panels(GemmArgs<T>{Kg, P, Cg, U, Cg, 1, V + xi * Cg * P, P, 1, M + xi * Kg * P, P, T(1), T(0), 1},
-                           Upk + (gi * kXi + xi) * usize);
-          } catch (...) {
-            keep_first<T>(failure);
-          }
-        }
-#pragma omp for schedule(static)
-        for (int64_t k = 0; k < Kg; ++k)
-          L.output(M + k * P, Kg * P, plan.lists.tile.data(), plan.lists.flags.data(), P, g.OW,
-                   bias ? bias[gi * Kg + k] : T(0), out + (n0 * g.K + gi * Kg + k) * g.OHW());
+    for (int xi = 0; xi < kXi; ++xi) {
+      try {
+        gemm_on_panels(GemmArgs<T>{Kg, P, Cg, U, Cg, 1, V + xi * Cg * P, P, 1, M + xi * Kg * P, P, T(1), T(0), 1},
+                       Upk + (gi * kXi + xi) * usize);
+      } catch (...) {
+        keep_first<T>(failure);
       }
     }
-  }
+#pragma omp for schedule(static)
+    for (int64_t k = 0; k < Kg; ++k)
+      L.output(M + k * P, Kg * P, plan.lists.tile.data(), plan.lists.flags.data(), P, g.OW,
+               bias ? bias[gi * Kg + k] : T(0), out + (n0 * g.K + gi * Kg + k) * g.OHW());
+  });
   if (failure) std::rethrow_exception(failure);
 }
 
@@ -227,35 +237,21 @@ void conv2d_weight_grad_winograd(const ConvGeometry& g, const T* grad_out, const
   const int t = threads_for(g.N * g.K * Cg * tiles * kXi, int64_t(1) << 22);
   std::exception_ptr failure;
 #pragma omp parallel num_threads(t) if (t > 1)
-  {
-    T* planes = nullptr;
-    try {
-      planes = zeroed_planes<T>(plan);
-    } catch (...) {
-      keep_first<T>(failure);
-    }
-    for (int64_t n0 = 0; n0 < g.N; n0 += nb) {
-      const int64_t nn = std::min(nb, g.N - n0), P = nn * tiles;
-      for (int64_t gi = 0; gi < g.G; ++gi) {
-#pragma omp for schedule(static) nowait
-        for (int64_t c = 0; c < Cg; ++c)
-          if (planes) input_tiles(g, plan, L, x + (n0 * g.C + gi * Cg + c) * g.HW(), nn, planes, V, c, P);
+  over_chunks(g, plan, L, x, V, failure, [&](int64_t n0, int64_t, int64_t P, int64_t gi) {
 #pragma omp for schedule(static)
-        for (int64_t k = 0; k < Kg; ++k)
-          L.grad_output(grad_out + (n0 * g.K + gi * Kg + k) * g.OHW(), plan.lists.tile.data(),
-                        plan.lists.flags.data(), P, g.OW, dM + k * P, Kg * P);
+    for (int64_t k = 0; k < Kg; ++k)
+      L.grad_output(grad_out + (n0 * g.K + gi * Kg + k) * g.OHW(), plan.lists.tile.data(), plan.lists.flags.data(),
+                    P, g.OW, dM + k * P, Kg * P);
 #pragma omp for schedule(static)
-        for (int xi = 0; xi < kXi; ++xi) {
-          try {
-            gemm_plain(GemmArgs<T>{Kg, Cg, P, dM + xi * Kg * P, P, 1, V + xi * Cg * P, 1, P,
-                                   dU + (gi * kXi + xi) * KC, Cg, T(1), n0 == 0 ? T(0) : T(1), 1});
-          } catch (...) {
-            keep_first<T>(failure);
-          }
-        }
+    for (int xi = 0; xi < kXi; ++xi) {
+      try {
+        gemm_plain(GemmArgs<T>{Kg, Cg, P, dM + xi * Kg * P, P, 1, V + xi * Cg * P, 1, P, dU + (gi * kXi + xi) * KC,
+                               Cg, T(1), n0 == 0 ? T(0) : T(1), 1});
+      } catch (...) {
+        keep_first<T>(failure);
       }
     }
-  }
+  });
   if (failure) std::rethrow_exception(failure);
   const int tf = threads_for(KC * 9, int64_t(1) << 18);
   for (int64_t gi = 0; gi < g.G; ++gi) {

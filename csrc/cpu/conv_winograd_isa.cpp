@@ -103,10 +103,13 @@ void grad_filters(int64_t kc0, int64_t n, int64_t KC, const T* dU, T* gw) {
 
 #if defined(__AVX512F__)
 __mmask16 lanes(int64_t left) { return left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1); }
+// Where each of 16 consecutive filters' 3x3 values start: 9 apart.
+__m512i filter_starts() {
+  return _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), _mm512_set1_epi32(9));
+}
 
 void filters_f32(int64_t kc0, int64_t n, int64_t KC, const float* w, float* U) {
-  const __m512i nine = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                          _mm512_set1_epi32(9));
+  const __m512i nine = filter_starts();
   const __m512 half = _mm512_set1_ps(0.5f);
   for (int64_t i = kc0; i < kc0 + n; i += 16) {
     const __mmask16 m = lanes(kc0 + n - i);
@@ -205,8 +208,7 @@ void grad_output_f32(const float* go, const int32_t* oo, const uint8_t* flags, i
 }
 
 void grad_filters_f32(int64_t kc0, int64_t n, int64_t KC, const float* dU, float* gw) {
-  const __m512i nine = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                          _mm512_set1_epi32(9));
+  const __m512i nine = filter_starts();
   const __m512 half = _mm512_set1_ps(0.5f);
   for (int64_t i = kc0; i < kc0 + n; i += 16) {
     const __mmask16 m = lanes(kc0 + n - i);
