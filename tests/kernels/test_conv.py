@@ -466,6 +466,25 @@ def test_results_do_not_depend_on_thread_count(x_shape, w_shape, kw, threads, rn
         assert np.array_equal(other[3], runs[0][3])
 
 
+# Winograd (3x3 stride 1, 128+ channels): each of the 16 products is one thread's and the
+# chunks of images are summed in order, so every result is bitwise the same for any thread
+# count (three chunks of one image: tile_kb=1).
+@pytest.mark.parametrize("tile_kb", [0, 1])
+def test_winograd_results_are_bitwise_the_same_for_any_thread_count(tile_kb, threads, conv_path, rng):
+    x_shape, w_shape, kw = CONV_CASES[42].values
+    conv_path(dict(tile_kb=tile_kb))
+    x, w, b = conv_operands(rng, x_shape, w_shape, np.float32)
+    g = rand(rng, reference.conv2d_forward(x, w, **kw).shape, np.float32)
+    runs = []
+    for n in (1, 2, 3):
+        threads(n)
+        runs.append((kernels.get("conv2d_forward", "cpu")(x, w, b, **kw),)
+                    + kernels.get("conv2d_backward", "cpu")(g, x, w, **kw))
+    for other in runs[1:]:
+        for name, a, r in zip(["out", "grad_input", "grad_weight", "grad_bias"], other, runs[0]):
+            assert np.array_equal(a, r), name
+
+
 # The unpacked implicit GEMM (float32, AVX-512): threads take whole images, or with fewer
 # images than threads share each image's pixel blocks (25M multiply-adds an image: 3 threads
 # share one image, 3 and 2 threads share each of 4 and 3 images, 3 and 2 threads take 3 and 4).
