@@ -103,16 +103,6 @@ std::atomic<int> g_force_dot{-1}, g_force_direct{-1}, g_force_transposed{-1}, g_
     g_force_implicit{-1}, g_force_unpacked{-1}, g_force_flipped{-1}, g_force_winograd{-1};
 
 template <typename T>
-void run_gemm(const GemmArgs<T>& g) {
-  if constexpr (std::is_same_v<T, float>) pick_gemm_kernels().f32(g);
-  else pick_gemm_kernels().f64(g);
-}
-template <typename T>
-void run_gemm(const GemmArgs<T>& g, const GemmSources<T>& s) {
-  if constexpr (std::is_same_v<T, float>) pick_gemm_kernels().f32_from(g, s);
-  else pick_gemm_kernels().f64_from(g, s);
-}
-template <typename T>
 void run_gemm(const GemmArgs<T>& g, const GemmPackA<T>& a) {
   run_gemm(g, GemmSources<T>{a});
 }
@@ -120,13 +110,6 @@ template <typename T>
 void run_gemm(const GemmArgs<T>& g, const GemmPackB<T>& b) {
   run_gemm(g, GemmSources<T>{{}, nullptr, b});
 }
-// panels <- A (M, K) packed whole for GemmSources::a_panels: (ceil(M / mr), K, mr) elements.
-template <typename T>
-void pack_a_panels(int64_t M, int64_t K, const T* A, int64_t rs, int64_t cs, T* panels, int threads) {
-  if constexpr (std::is_same_v<T, float>) pick_gemm_kernels().f32_pack_a_panels(M, K, A, rs, cs, panels, threads);
-  else pick_gemm_kernels().f64_pack_a_panels(M, K, A, rs, cs, panels, threads);
-}
-
 // Output rows per tile: as many as fit the column-buffer budget, at least one.
 template <typename T>
 int64_t tile_rows(const ConvGeometry& g) {
@@ -207,12 +190,6 @@ bool forward_transposed(const ConvGeometry& g) {
 // mr), depth, mr) elements. (Packing W_g for every image was 3-6% of CIFAR ResNet-18's deep
 // layers; packed once, 1 thread: 16x16x128 forward 11.3 -> 11.2 ms, input gradient 11.7 ->
 // 11.5; with 2 products, 4x4x512, 11.3 -> 12.0: the extra pass over 9 MiB costs more.)
-template <typename T>
-int64_t weight_panels_size(int64_t rows, int64_t depth) {
-  int64_t mr, nr;
-  micro_tile<T>(mr, nr);
-  return round_up(rows, mr) * depth;
-}
 constexpr int64_t kPackGrain = int64_t(1) << 20;  // elements a packing thread gets
 constexpr int64_t kPrepackMinTasks = 4;
 
@@ -680,7 +657,7 @@ void backward_batched(const ConvGeometry& g, const T* grad_out, const T* x, cons
   const WidePlane wp(g);
   const int64_t psize = wp.size(g);
   // W_g^T, the input gradient's A, packed once for every task.
-  const int64_t wtsize = grad_x && tasks >= kPrepackMinTasks ? weight_panels_size<T>(CKK, Kg) : 0;
+  const int64_t wtsize = grad_x && tasks >= kPrepackMinTasks ? a_panels_size<T>(CKK, Kg) : 0;
   T* wtpk = wtsize ? thread_scratch<T, 5>(size_t(g.G * wtsize)) : nullptr;
   for (int64_t gi = 0; wtsize && gi < g.G; ++gi)
     pack_a_panels<T>(CKK, Kg, w + gi * Kg * CKK, 1, CKK, wtpk + gi * wtsize, threads_for(g.K * CKK, kPackGrain));
@@ -769,7 +746,7 @@ void forward_implicit_pixels(const ConvGeometry& g, const T* x, const T* w, cons
   const WidePlane wp(g);
   const int64_t psize = wp.size(g), tasks = (g.N + nb - 1) / nb;
   const Split s = split(tasks, g.N * g.K * CKK * OHW);
-  const int64_t wsize = tasks >= kPrepackMinTasks ? weight_panels_size<T>(Kg, CKK) : 0;
+  const int64_t wsize = tasks >= kPrepackMinTasks ? a_panels_size<T>(Kg, CKK) : 0;
   T* wpk = wsize ? thread_scratch<T, 5>(size_t(g.G * wsize)) : nullptr;  // W_g packed once for every task
   for (int64_t gi = 0; wsize && gi < g.G; ++gi)
     pack_a_panels<T>(Kg, CKK, w + gi * Kg * CKK, CKK, 1, wpk + gi * wsize, threads_for(g.K * CKK, kPackGrain));

@@ -60,30 +60,6 @@ const WinogradLoops<T>& winograd_loops() {
   else return pick_winograd_kernels().f64;
 }
 
-template <typename T>
-void gemm_on_panels(const GemmArgs<T>& g, const T* a_panels) {
-  if constexpr (sizeof(T) == sizeof(float)) pick_gemm_kernels().f32_from(g, GemmSources<T>{{}, a_panels});
-  else pick_gemm_kernels().f64_from(g, GemmSources<T>{{}, a_panels});
-}
-
-template <typename T>
-void gemm_plain(const GemmArgs<T>& g) {
-  if constexpr (sizeof(T) == sizeof(float)) pick_gemm_kernels().f32(g);
-  else pick_gemm_kernels().f64(g);
-}
-
-template <typename T>
-void pack_panels(int64_t M, int64_t K, const T* A, T* panels, int threads) {
-  if constexpr (sizeof(T) == sizeof(float)) pick_gemm_kernels().f32_pack_a_panels(M, K, A, K, 1, panels, threads);
-  else pick_gemm_kernels().f64_pack_a_panels(M, K, A, K, 1, panels, threads);
-}
-
-template <typename T>
-int64_t panels_size(int64_t rows, int64_t depth) {
-  const int64_t mr = pick_gemm_kernels().mr;
-  return (rows + mr - 1) / mr * mr * depth;
-}
-
 // The tiles of a chunk of nb images, in the order of the products' columns p = (image,
 // tile row, tile column): where each patch starts in the chunk's padded planes (nb, Hp, Wp),
 // where each output tile starts in out (images K * OH * OW apart), and which of its second
@@ -188,7 +164,7 @@ void conv2d_forward_winograd(const ConvGeometry& g, const T* x, const T* w, cons
   const int64_t Kg = g.Kg(), Cg = g.Cg();
   const Plan plan(g, budget_bytes, T());
   const int64_t nb = plan.nb, tiles = plan.tiles;
-  const int64_t usize = panels_size<T>(Kg, Cg), KC = Kg * Cg;
+  const int64_t usize = a_panels_size<T>(Kg, Cg), KC = Kg * Cg;
   T* U = thread_scratch<T, 0>(size_t(kXi * KC));             // (16, Kg, Cg), one group at a time
   T* Upk = thread_scratch<T, 1>(size_t(g.G * kXi * usize));  // (G, 16) panels
   T* V = thread_scratch<T, 2>(size_t(kXi * Cg * nb * tiles));  // (16, Cg, P)
@@ -198,7 +174,7 @@ void conv2d_forward_winograd(const ConvGeometry& g, const T* x, const T* w, cons
 #pragma omp parallel for schedule(static) num_threads(tf) if (tf > 1)
     for (int64_t kc0 = 0; kc0 < KC; kc0 += kFilterBlock)
       L.filters(kc0, std::min(kFilterBlock, KC - kc0), KC, w + gi * KC * 9, U);
-    for (int xi = 0; xi < kXi; ++xi) pack_panels<T>(Kg, Cg, U + xi * KC, Upk + (gi * kXi + xi) * usize, tf);
+    for (int xi = 0; xi < kXi; ++xi) pack_a_panels<T>(Kg, Cg, U + xi * KC, Cg, 1, Upk + (gi * kXi + xi) * usize, tf);
   }
   const int t = threads_for(g.N * g.K * Cg * tiles * kXi, int64_t(1) << 22);
   std::exception_ptr failure;  // an exception may not leave an OpenMP region: carry it out
@@ -207,8 +183,8 @@ void conv2d_forward_winograd(const ConvGeometry& g, const T* x, const T* w, cons
 #pragma omp for schedule(static)
     for (int xi = 0; xi < kXi; ++xi) {
       try {
-        gemm_on_panels(GemmArgs<T>{Kg, P, Cg, U, Cg, 1, V + xi * Cg * P, P, 1, M + xi * Kg * P, P, T(1), T(0), 1},
-                       Upk + (gi * kXi + xi) * usize);
+        run_gemm(GemmArgs<T>{Kg, P, Cg, U, Cg, 1, V + xi * Cg * P, P, 1, M + xi * Kg * P, P, T(1), T(0), 1},
+                 GemmSources<T>{{}, Upk + (gi * kXi + xi) * usize});
       } catch (...) {
         keep_first<T>(failure);
       }
@@ -245,8 +221,8 @@ void conv2d_weight_grad_winograd(const ConvGeometry& g, const T* grad_out, const
 #pragma omp for schedule(static)
     for (int xi = 0; xi < kXi; ++xi) {
       try {
-        gemm_plain(GemmArgs<T>{Kg, Cg, P, dM + xi * Kg * P, P, 1, V + xi * Cg * P, 1, P, dU + (gi * kXi + xi) * KC,
-                               Cg, T(1), n0 == 0 ? T(0) : T(1), 1});
+        run_gemm(GemmArgs<T>{Kg, Cg, P, dM + xi * Kg * P, P, 1, V + xi * Cg * P, 1, P, dU + (gi * kXi + xi) * KC,
+                             Cg, T(1), n0 == 0 ? T(0) : T(1), 1});
       } catch (...) {
         keep_first<T>(failure);
       }

@@ -70,6 +70,29 @@ struct GemmKernels {
 
 PYDL_DECLARE_ISA_TABLE(GemmKernels, gemm_kernels)
 
+// The active ISA's entries by element type (for the kernels that call the gemm).
+template <typename T>
+void run_gemm(const GemmArgs<T>& g) {
+  if constexpr (sizeof(T) == sizeof(float)) pick_gemm_kernels().f32(g);
+  else pick_gemm_kernels().f64(g);
+}
+template <typename T>
+void run_gemm(const GemmArgs<T>& g, const GemmSources<T>& s) {
+  if constexpr (sizeof(T) == sizeof(float)) pick_gemm_kernels().f32_from(g, s);
+  else pick_gemm_kernels().f64_from(g, s);
+}
+// panels <- A (M, K) packed whole for GemmSources::a_panels, a_panels_size<T>(M, K) elements.
+template <typename T>
+void pack_a_panels(int64_t M, int64_t K, const T* A, int64_t rs, int64_t cs, T* panels, int threads) {
+  if constexpr (sizeof(T) == sizeof(float)) pick_gemm_kernels().f32_pack_a_panels(M, K, A, rs, cs, panels, threads);
+  else pick_gemm_kernels().f64_pack_a_panels(M, K, A, rs, cs, panels, threads);
+}
+template <typename T>
+int64_t a_panels_size(int64_t rows, int64_t depth) {
+  const int64_t mr = pick_gemm_kernels().mr;
+  return (rows + mr - 1) / mr * mr * depth;
+}
+
 // Batched driver: `batch` products whose operands advance by the given batch strides
 // (0 broadcasts one matrix to every product). Picks the parallel split (inside each
 // product, or across the batch when the products are small) and calls the ISA kernel.
